@@ -1,0 +1,166 @@
+/**
+ * The server operations the store relies on, proved against the run's real
+ * server. Where FerretDB differs from MongoDB, the difference is pinned here
+ * so the store's code cannot come to depend on it by accident.
+ */
+import { Binary, type Collection, MongoServerError } from 'mongodb';
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { isFerretDB, openTestDatabase, type TestDatabase } from './support/database.ts';
+
+interface Doc {
+  _id: string;
+  data?: Binary;
+  expiresAt: Date;
+  user?: string;
+  provider?: string;
+  createdAt?: Date;
+  updatedAt?: Date;
+}
+
+let t: TestDatabase;
+let docs: Collection<Doc>;
+const hour = 3_600_000;
+
+beforeAll(async () => {
+  t = await openTestDatabase();
+});
+afterAll(async () => {
+  await t.close();
+});
+beforeEach(async (context) => {
+  docs = t.db.collection<Doc>(`c_${context.task.id}`);
+});
+
+describe('the server the tests run against', () => {
+  it('is named by the global setup', () => {
+    expect(inject('mongoServer')).toMatch(/^(MONGODB_URI|mongodb-memory-server|FerretDB)/);
+  });
+
+  it('inserts a document and finds it with a $gt date filter, never when expired', async () => {
+    const now = new Date();
+    await docs.insertOne({ _id: 'live', expiresAt: new Date(now.getTime() + hour) });
+    await docs.insertOne({ _id: 'dead', expiresAt: new Date(now.getTime() - hour) });
+
+    expect(await docs.findOne({ _id: 'live', expiresAt: { $gt: now } })).toMatchObject({
+      _id: 'live',
+    });
+    expect(await docs.findOne({ _id: 'dead', expiresAt: { $gt: now } })).toBeNull();
+  });
+
+  it('round-trips binary data byte for byte', async () => {
+    const bytes = new Uint8Array(4096).map((_, i) => (i * 31) % 256);
+    await docs.insertOne({ _id: 'bin', data: new Binary(bytes), expiresAt: new Date() });
+    const found = await docs.findOne({ _id: 'bin' });
+    expect(Uint8Array.from(found?.data?.buffer ?? [])).toEqual(bytes);
+  });
+
+  it('upserts with $set, $setOnInsert and $unset', async () => {
+    const created = new Date('2026-01-01T00:00:00Z');
+    const first = await docs.updateOne(
+      { _id: 'u' },
+      {
+        $set: { expiresAt: new Date(Date.now() + hour), user: 'alice', provider: 'github' },
+        $setOnInsert: { createdAt: created },
+      },
+      { upsert: true },
+    );
+    expect(first.upsertedCount).toBe(1);
+
+    const second = await docs.updateOne(
+      { _id: 'u' },
+      {
+        $set: { expiresAt: new Date(Date.now() + 2 * hour) },
+        $setOnInsert: { createdAt: new Date() },
+        $unset: { user: '', provider: '' },
+      },
+      { upsert: true },
+    );
+    expect(second.upsertedCount).toBe(0);
+    expect(second.matchedCount).toBe(1);
+
+    const found = await docs.findOne({ _id: 'u' });
+    expect(found?.createdAt).toEqual(created);
+    expect(found).not.toHaveProperty('user');
+    expect(found).not.toHaveProperty('provider');
+  });
+
+  it('reports no match for an update whose filter excludes an expired document', async () => {
+    const now = new Date();
+    await docs.insertOne({ _id: 'old', expiresAt: new Date(now.getTime() - 1) });
+    const result = await docs.updateOne(
+      { _id: 'old', expiresAt: { $gt: now } },
+      { $set: { expiresAt: new Date(now.getTime() + hour) } },
+    );
+    expect(result.matchedCount).toBe(0);
+    expect((await docs.findOne({ _id: 'old' }))?.expiresAt.getTime()).toBeLessThan(now.getTime());
+  });
+
+  it('deletes one document, and reports nothing deleted for a missing one', async () => {
+    await docs.insertOne({ _id: 'x', expiresAt: new Date() });
+    expect((await docs.deleteOne({ _id: 'x' })).deletedCount).toBe(1);
+    expect((await docs.deleteOne({ _id: 'x' })).deletedCount).toBe(0);
+  });
+
+  it('deletes many with a $lte date filter and counts with a filter', async () => {
+    const now = Date.now();
+    await docs.insertMany(
+      Array.from({ length: 20 }, (_, i) => ({
+        _id: `d${i}`,
+        expiresAt: new Date(now + (i < 5 ? -hour : hour)),
+        user: i % 2 === 0 ? 'even' : 'odd',
+        provider: 'p',
+      })),
+    );
+    expect(await docs.countDocuments({ expiresAt: { $gt: new Date(now) } })).toBe(15);
+    expect(await docs.countDocuments({ user: 'even', provider: 'p' })).toBe(10);
+    expect((await docs.deleteMany({ expiresAt: { $lte: new Date(now) } })).deletedCount).toBe(5);
+    expect(await docs.countDocuments({})).toBe(15);
+  });
+
+  it('creates single, compound and unique indexes, and accepts an existing one again', async () => {
+    const specs = [
+      { key: { expiresAt: 1 }, name: 'expiresAt_1' },
+      { key: { user: 1, provider: 1 }, name: 'user_1_provider_1' },
+      { key: { user: 1 }, name: 'user_unique', unique: true },
+    ];
+    expect(await docs.createIndexes(specs)).toEqual(specs.map((s) => s.name));
+    for (const spec of specs) expect(await docs.createIndexes([spec])).toEqual([spec.name]);
+
+    const names = (await docs.listIndexes().toArray()).map((index) => index.name);
+    expect(names).toEqual(expect.arrayContaining(['_id_', ...specs.map((s) => s.name)]));
+
+    await docs.insertOne({ _id: 'a', expiresAt: new Date(), user: 'same' });
+    const duplicate = docs.insertOne({ _id: 'b', expiresAt: new Date(), user: 'same' });
+    await expect(duplicate).rejects.toMatchObject({ code: 11000 });
+  });
+
+  it('several index specs at once, some existing: MongoDB accepts, FerretDB 1.24 drops the connection (the store creates one index per command)', async () => {
+    const specs = [
+      { key: { a: 1 }, name: 'a_1' },
+      { key: { b: 1 }, name: 'b_1' },
+    ];
+    const ferret = await isFerretDB(t.db);
+    await docs.createIndexes(specs);
+    const again = docs.createIndexes(specs).then(
+      (names) => ({ names }),
+      (error: unknown) => ({ error }),
+    );
+    if (ferret) {
+      expect(await again).toMatchObject({ error: { name: 'MongoNetworkError' } });
+    } else {
+      expect(await again).toEqual({ names: ['a_1', 'b_1'] });
+    }
+  });
+
+  it('TTL indexes: MongoDB accepts them, FerretDB 1.x refuses them (the store must not rely on them)', async () => {
+    const ferret = await isFerretDB(t.db);
+    const ttl = docs.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'ttl' });
+    if (ferret) {
+      const error = await ttl.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MongoServerError);
+      expect(String((error as Error).message)).toMatch(/expireAfterSeconds/);
+    } else {
+      expect(await ttl).toBe('ttl');
+    }
+  });
+});
