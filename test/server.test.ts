@@ -27,7 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await t.close();
 });
-beforeEach(async (context) => {
+beforeEach((context) => {
   docs = t.db.collection<Doc>(`c_${context.task.id}`);
 });
 
@@ -126,7 +126,7 @@ describe('the server the tests run against', () => {
     expect(await docs.createIndexes(specs)).toEqual(specs.map((s) => s.name));
     for (const spec of specs) expect(await docs.createIndexes([spec])).toEqual([spec.name]);
 
-    const names = (await docs.listIndexes().toArray()).map((index) => index.name);
+    const names = (await docs.listIndexes().toArray()).map((index) => String(index.name));
     expect(names).toEqual(expect.arrayContaining(['_id_', ...specs.map((s) => s.name)]));
 
     await docs.insertOne({ _id: 'a', expiresAt: new Date(), user: 'same' });
