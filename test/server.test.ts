@@ -126,7 +126,7 @@ describe('the server the tests run against', () => {
     expect(await docs.createIndexes(specs)).toEqual(specs.map((s) => s.name));
     for (const spec of specs) expect(await docs.createIndexes([spec])).toEqual([spec.name]);
 
-    const names = (await docs.listIndexes().toArray()).map((index) => String(index.name));
+    const names = (await docs.listIndexes().toArray()).map((index: { name: string }) => index.name);
     expect(names).toEqual(expect.arrayContaining(['_id_', ...specs.map((s) => s.name)]));
 
     await docs.insertOne({ _id: 'a', expiresAt: new Date(), user: 'same' });
