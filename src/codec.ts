@@ -1,0 +1,200 @@
+/**
+ * The cookie value: a session id sealed (AES-256-CBC + HMAC-SHA256) by
+ * iron-webcrypto, bound to the cookie's name, under rotating key pairs.
+ *
+ * Unsealing costs most of a request's CPU, so verified cookie values are kept
+ * in a bounded LRU map from the exact cookie string to what it unsealed to. An
+ * entry is used only until the seal's own expiry, so the cache never extends
+ * a seal's validity, and it belongs to one codec, i.e. to one key list.
+ */
+import { createHash } from 'node:crypto';
+import { defaults, type password, seal, unseal } from 'iron-webcrypto';
+import { SessionOptionsError } from './errors.ts';
+
+/**
+ * One pair of secret keys. `authentication` signs the cookie (iron's
+ * integrity password); `encryption` encrypts it and defaults to the
+ * authentication key. Each key is a string of at least 32 characters or at
+ * least 32 bytes; random bytes (e.g. `crypto.getRandomValues(new Uint8Array(32))`)
+ * are both stronger and cheaper to use than a passphrase.
+ */
+export interface KeyPair {
+  authentication: string | Uint8Array;
+  encryption?: string | Uint8Array | undefined;
+}
+
+/** Why a cookie value did not unseal. Every case yields a fresh session. */
+export type UnsealFailure =
+  /** Not an iron token (wrong prefix, wrong number of parts, bad encoding). */
+  | 'malformed'
+  /** Longer than any cookie this store writes (4096 characters). */
+  | 'oversized'
+  /** Sealed under a key pair this store does not have (unknown or retired). */
+  | 'unknown-key'
+  /** The seal's own lifetime is over. */
+  | 'expired'
+  /** The signature does not match: altered, or forged. */
+  | 'tampered'
+  /** A genuine token, but issued for another cookie name. */
+  | 'wrong-name';
+
+/** The result of {@link CookieCodec.unseal}: an id, or why there is none. */
+export type Unsealed =
+  | {
+      readonly ok: true;
+      readonly id: string;
+      /** False when an older pair sealed it: the next save should re-seal. */
+      readonly sealedWithCurrentKey: boolean;
+    }
+  | { readonly ok: false; readonly reason: UnsealFailure };
+
+interface CacheEntry {
+  readonly name: string;
+  readonly id: string;
+  readonly sealedWithCurrentKey: boolean;
+  readonly sealExpiresAt: number;
+}
+
+/** Longest cookie value looked at; browsers cap a cookie at about 4 KB. */
+export const maxCookieValueLength = 4096;
+const minKeyLength = 32;
+const idPattern = /^[A-Za-z0-9_-]{43}$/;
+
+/** Seals and unseals session ids under a list of key pairs. */
+export class CookieCodec {
+  readonly #passwords: Record<string, password.Specific>;
+  readonly #sealingPassword: password.Specific;
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #cacheSize: number;
+
+  /**
+   * @param keyPairs the first pair seals; every pair unseals.
+   * @param cacheSize most verified cookie values remembered; 0 disables the cache.
+   * @throws SessionOptionsError when there is no pair or a key is too short.
+   */
+  constructor(keyPairs: readonly KeyPair[], cacheSize: number) {
+    const list: unknown = keyPairs; // checked as unknown: callers may not use TypeScript
+    if (!Array.isArray(list) || list.length === 0) {
+      throw new SessionOptionsError('keyPairs must hold at least one key pair');
+    }
+    if (!Number.isInteger(cacheSize) || cacheSize < 0) {
+      throw new SessionOptionsError('unsealCacheSize must be a whole number >= 0');
+    }
+    this.#passwords = {};
+    for (const [index, pair] of keyPairs.entries()) {
+      const integrity = checkKey(pair?.authentication, `keyPairs[${index}].authentication`);
+      const encryption =
+        pair.encryption === undefined
+          ? integrity
+          : checkKey(pair.encryption, `keyPairs[${index}].encryption`);
+      const id = keyId(integrity, encryption);
+      this.#passwords[id] ??= { id, integrity, encryption };
+    }
+    this.#sealingPassword = Object.values(this.#passwords)[0] as password.Specific;
+    this.#cacheSize = cacheSize;
+  }
+
+  /**
+   * Seals `id` for the cookie `name` with the first key pair; the seal
+   * expires after `ttlMs` (at least 1 ms).
+   */
+  async seal(name: string, id: string, ttlMs: number): Promise<string> {
+    return seal({ n: name, i: id }, this.#sealingPassword, {
+      ...defaults,
+      ttl: Math.max(1, Math.ceil(ttlMs)),
+    });
+  }
+
+  /**
+   * Unseals a cookie value read under the cookie `name`. Never rejects: a
+   * value that does not unseal gives `{ ok: false, reason }`.
+   */
+  async unseal(name: string, value: string): Promise<Unsealed> {
+    const cached = this.#cache.get(value);
+    if (cached !== undefined) {
+      if (Date.now() < cached.sealExpiresAt) {
+        // Refresh recency: Map iteration order is insertion order.
+        this.#cache.delete(value);
+        this.#cache.set(value, cached);
+        return cached.name === name
+          ? { ok: true, id: cached.id, sealedWithCurrentKey: cached.sealedWithCurrentKey }
+          : { ok: false, reason: 'wrong-name' };
+      }
+      this.#cache.delete(value);
+    }
+    if (value.length > maxCookieValueLength) return { ok: false, reason: 'oversized' };
+
+    let payload: unknown;
+    try {
+      payload = await unseal(value, this.#passwords, defaults);
+    } catch (error) {
+      return { ok: false, reason: failureReason(error) };
+    }
+    if (!isPayload(payload)) return { ok: false, reason: 'malformed' };
+
+    // iron has verified the token, so its fields can be trusted now.
+    const [, passwordId = '', , , , expiration = ''] = value.split('*');
+    const entry: CacheEntry = {
+      name: payload.n,
+      id: payload.i,
+      sealedWithCurrentKey: passwordId === this.#sealingPassword.id,
+      sealExpiresAt: expiration === '' ? Number.POSITIVE_INFINITY : Number(expiration),
+    };
+    this.#remember(value, entry);
+    if (entry.name !== name) return { ok: false, reason: 'wrong-name' };
+    return { ok: true, id: entry.id, sealedWithCurrentKey: entry.sealedWithCurrentKey };
+  }
+
+  /** How many verified values the cache holds now (for tests and metrics). */
+  get cachedValues(): number {
+    return this.#cache.size;
+  }
+
+  #remember(value: string, entry: CacheEntry): void {
+    if (this.#cacheSize === 0 || !(Date.now() < entry.sealExpiresAt)) return;
+    if (this.#cache.size >= this.#cacheSize) {
+      const oldest = this.#cache.keys().next();
+      if (!oldest.done) this.#cache.delete(oldest.value);
+    }
+    this.#cache.set(value, entry);
+  }
+}
+
+function checkKey(key: unknown, label: string): string | Uint8Array {
+  if (typeof key === 'string') {
+    if (key.length >= minKeyLength) return key;
+    throw new SessionOptionsError(`${label} must be at least ${minKeyLength} characters long`);
+  }
+  if (key instanceof Uint8Array) {
+    if (key.byteLength >= minKeyLength) return key;
+    throw new SessionOptionsError(`${label} must be at least ${minKeyLength} bytes long`);
+  }
+  throw new SessionOptionsError(`${label} must be a string or a Uint8Array`);
+}
+
+/**
+ * The password id written into each token, derived from the key material so
+ * that adding a pair in front or reordering the list keeps old cookies valid.
+ */
+function keyId(integrity: string | Uint8Array, encryption: string | Uint8Array): string {
+  const hash = createHash('sha256').update('mongostore key id\0');
+  for (const key of [integrity, encryption]) {
+    hash.update(typeof key === 'string' ? `s${key.length}:` : `b${key.byteLength}:`);
+    hash.update(key);
+  }
+  return hash.digest('hex').slice(0, 16);
+}
+
+function isPayload(payload: unknown): payload is { n: string; i: string } {
+  if (payload === null || typeof payload !== 'object') return false;
+  const { n, i } = payload as Record<string, unknown>;
+  return typeof n === 'string' && typeof i === 'string' && idPattern.test(i);
+}
+
+function failureReason(error: unknown): UnsealFailure {
+  const message = error instanceof Error ? error.message : '';
+  if (message === 'Expired seal') return 'expired';
+  if (message.startsWith('Cannot find password')) return 'unknown-key';
+  if (message === 'Bad hmac value') return 'tampered';
+  return 'malformed';
+}

@@ -1,0 +1,250 @@
+/**
+ * The one persistence layer under both store APIs: a MongoDB collection of
+ * `{ _id, data, expiresAt, user?, provider?, createdAt, updatedAt }`.
+ *
+ * Every read filters `expiresAt > now`, so an expired document is dead before
+ * cleanup removes it; updates of live sessions carry the same filter, so they
+ * cannot resurrect one. Ids reach MongoDB only as strings checked by the
+ * callers (never objects), and session data only as one binary field.
+ */
+import { createHash } from 'node:crypto';
+import { Binary, type Collection, type Db, MongoServerError } from 'mongodb';
+import { SessionStoreError } from '../errors.ts';
+
+/** The stored document. */
+export interface SessionDocument {
+  _id: string;
+  data: Binary;
+  expiresAt: Date;
+  user?: string;
+  provider?: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Whose session a document is; feeds forced logout. */
+export interface Owner {
+  user: string | undefined;
+  provider: string | undefined;
+}
+
+/** A live document as the stores see it. */
+export interface StoredSession {
+  data: Uint8Array;
+  expiresAt: Date;
+}
+
+/** How the layer is set up; fixed for the life of a store. */
+export interface SessionCollectionOptions {
+  /** Keep SHA-256(id) as `_id` instead of the id itself. */
+  hashIds: boolean;
+  /** Make the expiry index a TTL index (real MongoDB only; FerretDB 1.x refuses it). */
+  ttlIndex: boolean;
+  /** Index `{ user: 1, provider: 1 }` for forced logout. */
+  indexOwners: boolean;
+}
+
+/** Server error codes for an index that exists with other options. */
+const indexConflictCodes = new Set([85, 86]);
+
+export class SessionCollection {
+  readonly #collection: Collection<SessionDocument>;
+  readonly #options: SessionCollectionOptions;
+  #indexes: Promise<void> | undefined;
+
+  constructor(db: Db, name: string, options: SessionCollectionOptions) {
+    this.#collection = db.collection<SessionDocument>(name);
+    this.#options = options;
+  }
+
+  /**
+   * Creates the indexes once per instance, one command per index (FerretDB
+   * 1.24 drops the connection on a multi-index command that repeats an
+   * existing index). Indexes that already exist are fine; a failed attempt is
+   * retried on the next call.
+   * @throws SessionStoreError when the server refuses, e.g. an expiry index
+   * exists with other options (switching `ttlIndex` needs a manual drop).
+   */
+  ensureIndexes(): Promise<void> {
+    this.#indexes ??= this.#createIndexes().catch((error: unknown) => {
+      this.#indexes = undefined;
+      throw error;
+    });
+    return this.#indexes;
+  }
+
+  /** The live document for `id`, or undefined when missing or expired. One command. */
+  async find(id: string, signal?: AbortSignal): Promise<StoredSession | undefined> {
+    const doc = await this.#run('find', signal, () =>
+      this.#collection.findOne(
+        { _id: this.#key(id), expiresAt: { $gt: new Date() } },
+        { projection: { data: 1, expiresAt: 1 } },
+      ),
+    );
+    return doc ? { data: doc.data.buffer, expiresAt: doc.expiresAt } : undefined;
+  }
+
+  /** Every live document as `[_id, data]`. One command plus cursor batches. */
+  async findAll(signal?: AbortSignal): Promise<Map<string, Uint8Array>> {
+    const docs = await this.#run('findAll', signal, () =>
+      this.#collection
+        .find({ expiresAt: { $gt: new Date() } }, { projection: { data: 1 } })
+        .toArray(),
+    );
+    return new Map(docs.map((doc) => [doc._id, doc.data.buffer]));
+  }
+
+  /** Inserts a new document. One command. */
+  async insert(id: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<void> {
+    const now = new Date();
+    const doc: SessionDocument = {
+      _id: this.#key(id),
+      data: new Binary(data),
+      expiresAt,
+      createdAt: now,
+      updatedAt: now,
+    };
+    if (owner.user !== undefined) doc.user = owner.user;
+    if (owner.provider !== undefined) doc.provider = owner.provider;
+    await this.#run('insert', undefined, () => this.#collection.insertOne(doc));
+  }
+
+  /**
+   * Updates a document only while it is live; never creates or revives one.
+   * Fields left undefined keep their value. One command.
+   * @returns false when the document is missing or expired.
+   */
+  async updateLive(
+    id: string,
+    change: { data?: Uint8Array; expiresAt?: Date; owner?: Owner },
+  ): Promise<boolean> {
+    const now = new Date();
+    const set: Partial<SessionDocument> = { updatedAt: now };
+    const unset: Record<string, ''> = {};
+    if (change.data !== undefined) set.data = new Binary(change.data);
+    if (change.expiresAt !== undefined) set.expiresAt = change.expiresAt;
+    if (change.owner !== undefined) {
+      for (const field of ['user', 'provider'] as const) {
+        const value = change.owner[field];
+        if (value === undefined) unset[field] = '';
+        else set[field] = value;
+      }
+    }
+    const result = await this.#run('update', undefined, () =>
+      this.#collection.updateOne(
+        { _id: this.#key(id), expiresAt: { $gt: now } },
+        Object.keys(unset).length > 0 ? { $set: set, $unset: unset } : { $set: set },
+      ),
+    );
+    return result.matchedCount === 1;
+  }
+
+  /**
+   * Inserts, or replaces data and expiry, whether or not the document was
+   * live (an expired one comes back to life: scs's commit contract). One command.
+   */
+  async upsert(id: string, data: Uint8Array, expiresAt: Date, signal?: AbortSignal): Promise<void> {
+    const now = new Date();
+    await this.#run('upsert', signal, () =>
+      this.#collection.updateOne(
+        { _id: this.#key(id) },
+        {
+          $set: { data: new Binary(data), expiresAt, updatedAt: now },
+          $setOnInsert: { createdAt: now },
+        },
+        { upsert: true },
+      ),
+    );
+  }
+
+  /** Deletes the document for `id`, live or not; fine when missing. One command. */
+  async delete(id: string, signal?: AbortSignal): Promise<void> {
+    await this.#run('delete', signal, () => this.#collection.deleteOne({ _id: this.#key(id) }));
+  }
+
+  /** Deletes every document of an owner. One command. @returns how many. */
+  async deleteOwnedBy(user: string, provider: string): Promise<number> {
+    const result = await this.#run('deleteOwnedBy', undefined, () =>
+      this.#collection.deleteMany({ user, provider }),
+    );
+    return result.deletedCount;
+  }
+
+  /** Counts live documents, served by the expiry index. One command. */
+  countLive(): Promise<number> {
+    return this.#run('count', undefined, () =>
+      this.#collection.countDocuments({ expiresAt: { $gt: new Date() } }),
+    );
+  }
+
+  /** Deletes expired documents. One command. @returns how many. */
+  async deleteExpired(): Promise<number> {
+    const result = await this.#run('deleteExpired', undefined, () =>
+      this.#collection.deleteMany({ expiresAt: { $lte: new Date() } }),
+    );
+    return result.deletedCount;
+  }
+
+  #key(id: string): string {
+    return this.#options.hashIds ? createHash('sha256').update(id).digest('hex') : id;
+  }
+
+  async #createIndexes(): Promise<void> {
+    const expiry = this.#options.ttlIndex
+      ? { name: 'expiresAt_1', expireAfterSeconds: 0 }
+      : { name: 'expiresAt_1' };
+    const indexes: [Record<string, 1>, { name: string; expireAfterSeconds?: number }][] = [
+      [{ expiresAt: 1 }, expiry],
+    ];
+    if (this.#options.indexOwners) indexes.push([{ user: 1, provider: 1 }, { name: 'user_1_provider_1' }]);
+    for (const [key, options] of indexes) {
+      try {
+        await this.#collection.createIndex(key, options);
+      } catch (error) {
+        const conflict = error instanceof MongoServerError && indexConflictCodes.has(Number(error.code));
+        throw new SessionStoreError(
+          conflict
+            ? `index ${options.name} on ${this.#collection.collectionName} exists with other options` +
+                ' (ttlIndex changed?); drop it and let the store recreate it'
+            : `creating index ${options.name} failed: ${message(error)}`,
+          { cause: error },
+        );
+      }
+    }
+  }
+
+  /**
+   * Runs one database operation after the indexes exist; driver errors become
+   * SessionStoreError (cause kept). With a signal: rejects with the signal's
+   * reason when that is an Error (by default a DOMException named
+   * AbortError), else with such an AbortError, if it is or becomes aborted. A single
+   * document write is atomic on the server, so an abandoned one leaves the
+   * collection consistent either way.
+   */
+  async #run<T>(operation: string, signal: AbortSignal | undefined, action: () => Promise<T>): Promise<T> {
+    if (signal?.aborted) throw abortError(signal);
+    const work = this.ensureIndexes()
+      .then(action)
+      .catch((error: unknown) => {
+        if (error instanceof SessionStoreError) throw error;
+        throw new SessionStoreError(`${operation} failed: ${message(error)}`, { cause: error });
+      });
+    if (signal === undefined) return work;
+    work.catch(() => {}); // the caller may stop waiting; never leave it unhandled
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(abortError(signal));
+      signal.addEventListener('abort', onAbort, { once: true });
+      work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error
+    ? signal.reason
+    : new DOMException('This operation was aborted', 'AbortError');
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,139 @@
+/**
+ * MongoDBStore: the token store contract of Go's scs (Find / Commit / Delete
+ * / All, their context-aware variants, and a stoppable background cleanup)
+ * on the same persistence layer as MongoStore.
+ */
+import type { Db } from 'mongodb';
+import { isValidInterval, runEvery } from './cleanup.ts';
+import { SessionOptionsError } from './errors.ts';
+import { SessionCollection } from './mongo/session-collection.ts';
+
+/** Configuration of a {@link MongoDBStore}; everything is optional. */
+export interface MongoDBStoreConfig {
+  /** Collection name. Default `'tokens'` (kept apart from MongoStore's `'sessions'`). */
+  collection?: string;
+  /** Milliseconds between background deletions of expired tokens. Default 60,000; 0 disables. */
+  cleanupInterval?: number;
+  /**
+   * Store SHA-256(token) as the document id instead of the token (scs's
+   * HashTokenInStore), so a database leak does not leak usable tokens.
+   * `all()` is then refused. Default false.
+   */
+  hashTokens?: boolean;
+  /** Make the expiry index a TTL index (real MongoDB only). Default false. */
+  ttlIndex?: boolean;
+  /** Receives each failed cleanup tick. Default: `console.error`. */
+  onError?: (error: unknown) => void;
+}
+
+/** The optional last argument of every method (scs's CtxStore). */
+export interface CallOptions {
+  /**
+   * Abandons the call: it rejects with `signal.reason` when that is an Error
+   * (by default a DOMException named `AbortError`), else with such an
+   * AbortError; at once when
+   * the signal is already aborted, before any command is sent. A write
+   * already sent completes or not atomically on the server.
+   */
+  signal?: AbortSignal | undefined;
+}
+
+/** Longest token accepted, in characters. */
+export const maxTokenLength = 1024;
+const defaultCleanupInterval = 60_000;
+
+/**
+ * Opaque tokens mapped to bytes with an expiry, in MongoDB. Expired tokens
+ * are never returned, even before cleanup removes them. Every method sends
+ * one database command (`all` reads its cursor in batches); indexes
+ * (`{ expiresAt: 1 }`) are created before the first.
+ *
+ * Invalid arguments reject with a TypeError before any command is sent;
+ * database failures reject with SessionStoreError (cause: the driver's error).
+ */
+export class MongoDBStore {
+  readonly #tokens: SessionCollection;
+  readonly #hashTokens: boolean;
+  readonly #cleanup = new AbortController();
+  readonly #cleanupLoop: Promise<void>;
+
+  /** @throws TypeError for a cleanupInterval that is not a number >= 0. */
+  constructor(db: Db, config: MongoDBStoreConfig = {}) {
+    const interval = config.cleanupInterval ?? defaultCleanupInterval;
+    if (interval !== 0 && !isValidInterval(interval)) {
+      throw new SessionOptionsError('cleanupInterval must be a number of milliseconds >= 0');
+    }
+    this.#hashTokens = config.hashTokens ?? false;
+    this.#tokens = new SessionCollection(db, config.collection ?? 'tokens', {
+      hashIds: this.#hashTokens,
+      ttlIndex: config.ttlIndex ?? false,
+      indexOwners: false,
+    });
+    const onError = config.onError ?? ((error) => console.error('mongostore: token cleanup failed:', error));
+    this.#cleanupLoop =
+      interval === 0
+        ? Promise.resolve()
+        : runEvery(this.#cleanup.signal, interval, () => this.#tokens.deleteExpired(), onError);
+  }
+
+  /** Creates the expiry index now rather than before the first command. */
+  init(): Promise<void> {
+    return this.#tokens.ensureIndexes();
+  }
+
+  /** The token's data, or undefined when it is missing or expired (scs `Find`/`FindCtx`). */
+  async find(token: string, options?: CallOptions): Promise<Uint8Array | undefined> {
+    checkToken(token);
+    return (await this.#tokens.find(token, options?.signal))?.data;
+  }
+
+  /**
+   * Inserts the token, or replaces its data and expiry; an expired token
+   * becomes live again (scs `Commit`/`CommitCtx`). `data` is stored as BSON
+   * binary and read back byte for byte.
+   * @throws TypeError for a bad token, data that is not a Uint8Array (a
+   * Buffer is one), or an expiry that is not a valid Date.
+   */
+  async commit(token: string, data: Uint8Array, expiry: Date, options?: CallOptions): Promise<void> {
+    checkToken(token);
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array or Buffer');
+    if (!(expiry instanceof Date) || Number.isNaN(expiry.getTime())) {
+      throw new TypeError('expiry must be a valid Date');
+    }
+    await this.#tokens.upsert(token, data, expiry, options?.signal);
+  }
+
+  /** Deletes the token; no error when it is missing (scs `Delete`/`DeleteCtx`). */
+  async delete(token: string, options?: CallOptions): Promise<void> {
+    checkToken(token);
+    await this.#tokens.delete(token, options?.signal);
+  }
+
+  /**
+   * Every live token with its data (scs `All`/`AllCtx`).
+   * @throws SessionOptionsError (rejects) when `hashTokens` is on: the
+   * database holds only hashes, which are not the tokens.
+   */
+  async all(options?: CallOptions): Promise<Map<string, Uint8Array>> {
+    if (this.#hashTokens) {
+      throw new SessionOptionsError('all() is unavailable with hashTokens: only SHA-256 hashes of the tokens are stored');
+    }
+    return this.#tokens.findAll(options?.signal);
+  }
+
+  /**
+   * Stops the background cleanup (scs `StopCleanup`). Idempotent, and fine
+   * when cleanup never ran. Resolves once a deletion in progress has
+   * finished; no deletion starts after the call.
+   */
+  stopCleanup(): Promise<void> {
+    this.#cleanup.abort();
+    return this.#cleanupLoop;
+  }
+}
+
+function checkToken(token: unknown): asserts token is string {
+  if (typeof token !== 'string' || token.length === 0 || token.length > maxTokenLength) {
+    throw new TypeError(`token must be a non-empty string of at most ${maxTokenLength} characters`);
+  }
+}
