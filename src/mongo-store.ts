@@ -22,27 +22,27 @@ export interface MongoStoreConfig {
    */
   keyPairs: readonly KeyPair[];
   /** Collection name. Default `'sessions'`. */
-  collection?: string;
+  collection?: string | undefined;
   /** Defaults for every session's options; see {@link SessionOptions}. */
-  options?: Partial<SessionOptions>;
+  options?: Partial<SessionOptions> | undefined;
   /**
    * Seconds that must pass before an unchanged session's expiry is pushed
    * forward (a write and a new cookie). Sessions roll: each refresh sets the
    * expiry to now + maxAge. The effective threshold is at most half of
    * maxAge, so a short-lived session is still refreshed in time. Default 3600.
    */
-  touchAfter?: number;
+  touchAfter?: number | undefined;
   /** Largest encoded values `save` accepts, in bytes. Default 1 MiB. */
-  maxValuesBytes?: number;
+  maxValuesBytes?: number | undefined;
   /** Verified cookie values remembered to skip unsealing. Default 10,000; 0 disables. */
-  unsealCacheSize?: number;
+  unsealCacheSize?: number | undefined;
   /**
    * Make the expiry index a TTL index, so MongoDB itself deletes expired
    * documents. Default false; FerretDB 1.x does not support TTL indexes.
    */
-  ttlIndex?: boolean;
+  ttlIndex?: boolean | undefined;
   /** Receives each failed `startAutoClean` tick. Default: `console.error`. */
-  onError?: (error: unknown) => void;
+  onError?: ((error: unknown) => void) | undefined;
 }
 
 /**
@@ -344,7 +344,7 @@ export class MongoStore<V extends SessionValues = SessionValues> {
       target,
       serializeCookie(session.name, sealed, {
         ...cookieAttributes(session.options),
-        maxAge: Math.max(0, Math.floor(lifetimeMs / 1000)),
+        maxAge: Math.max(0, Math.round(lifetimeMs / 1000)),
         expires: expiresAt,
       }),
     );

@@ -11,19 +11,19 @@ import { SessionCollection } from './mongo/session-collection.ts';
 /** Configuration of a {@link MongoDBStore}; everything is optional. */
 export interface MongoDBStoreConfig {
   /** Collection name. Default `'tokens'` (kept apart from MongoStore's `'sessions'`). */
-  collection?: string;
+  collection?: string | undefined;
   /** Milliseconds between background deletions of expired tokens. Default 60,000; 0 disables. */
-  cleanupInterval?: number;
+  cleanupInterval?: number | undefined;
   /**
    * Store SHA-256(token) as the document id instead of the token (scs's
    * HashTokenInStore), so a database leak does not leak usable tokens.
    * `all()` is then refused. Default false.
    */
-  hashTokens?: boolean;
+  hashTokens?: boolean | undefined;
   /** Make the expiry index a TTL index (real MongoDB only). Default false. */
-  ttlIndex?: boolean;
+  ttlIndex?: boolean | undefined;
   /** Receives each failed cleanup tick. Default: `console.error`. */
-  onError?: (error: unknown) => void;
+  onError?: ((error: unknown) => void) | undefined;
 }
 
 /** The optional last argument of every method (scs's CtxStore). */

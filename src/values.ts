@@ -69,7 +69,7 @@ function toTagged(value: unknown, path: string, ancestors: Set<object>): unknown
     }
     const prototype: unknown = Object.getPrototypeOf(value);
     if (prototype !== Object.prototype && prototype !== null) {
-      fail(path, `an instance of ${value.constructor?.name ?? 'a class'}`);
+      fail(path, 'an object that is not plain (a class instance, Map, Set or changed prototype)');
     }
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) {

@@ -81,7 +81,7 @@ export class SessionCollection {
         { projection: { data: 1, expiresAt: 1 } },
       ),
     );
-    return doc ? { data: doc.data.buffer, expiresAt: doc.expiresAt } : undefined;
+    return doc ? { data: bytesOf(doc.data), expiresAt: doc.expiresAt } : undefined;
   }
 
   /** Every live document as `[_id, data]`. One command plus cursor batches. */
@@ -91,7 +91,7 @@ export class SessionCollection {
         .find({ expiresAt: { $gt: new Date() } }, { projection: { data: 1 } })
         .toArray(),
     );
-    return new Map(docs.map((doc) => [doc._id, doc.data.buffer]));
+    return new Map(docs.map((doc) => [doc._id, bytesOf(doc.data)]));
   }
 
   /** Inserts a new document. One command. */
@@ -237,6 +237,12 @@ export class SessionCollection {
       work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
   }
+}
+
+/** The binary's bytes as a plain Uint8Array (the driver hands out a Buffer); no copy. */
+function bytesOf(binary: Binary): Uint8Array {
+  const bytes = binary.buffer;
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, binary.length());
 }
 
 function abortError(signal: AbortSignal): Error {

@@ -1,0 +1,97 @@
+import * as iron from 'iron-webcrypto';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { CookieCodec } from '../src/codec.ts';
+import { randomKey } from './support/http.ts';
+
+vi.mock('iron-webcrypto', async (importOriginal) => {
+  const original = await importOriginal<typeof iron>();
+  return { ...original, unseal: vi.fn(original.unseal), seal: vi.fn(original.seal) };
+});
+
+const id = 'A'.repeat(43);
+const key = { authentication: randomKey(), encryption: randomKey() };
+
+afterEach(() => {
+  vi.useRealTimers();
+  vi.mocked(iron.unseal).mockClear();
+});
+
+describe('CookieCodec', () => {
+  it('round-trips an id bound to a cookie name', async () => {
+    const codec = new CookieCodec([key], 10);
+    const sealed = await codec.seal('sid', id, 60_000);
+    expect(await codec.unseal('sid', sealed)).toEqual({ ok: true, id, sealedWithCurrentKey: true });
+    expect(await codec.unseal('other', sealed)).toEqual({ ok: false, reason: 'wrong-name' });
+  });
+
+  it('unseals a returning cookie from the cache, without crypto', async () => {
+    const codec = new CookieCodec([key], 10);
+    const sealed = await codec.seal('sid', id, 60_000);
+    for (let i = 0; i < 5; i++) expect((await codec.unseal('sid', sealed)).ok).toBe(true);
+    expect(iron.unseal).toHaveBeenCalledTimes(1);
+    expect(codec.cachedValues).toBe(1);
+  });
+
+  it('caches only verified values', async () => {
+    const codec = new CookieCodec([key], 10);
+    const sealed = await codec.seal('sid', id, 60_000);
+    const forged = `${sealed.slice(0, -1)}${sealed.endsWith('A') ? 'B' : 'A'}`;
+    for (let i = 0; i < 3; i++) expect(await codec.unseal('sid', forged)).toMatchObject({ ok: false });
+    expect(iron.unseal).toHaveBeenCalledTimes(3);
+    expect(codec.cachedValues).toBe(0);
+  });
+
+  it('keeps at most cacheSize values, evicting the least recently used', async () => {
+    const codec = new CookieCodec([key], 3);
+    const seals = await Promise.all([0, 1, 2, 3].map((n) => codec.seal('sid', String(n).repeat(43), 60_000)));
+    for (const sealed of seals.slice(0, 3)) await codec.unseal('sid', sealed);
+    await codec.unseal('sid', seals[0] as string); // 0 is now the most recent
+    await codec.unseal('sid', seals[3] as string); // evicts 1
+    expect(codec.cachedValues).toBe(3);
+    vi.mocked(iron.unseal).mockClear();
+    await codec.unseal('sid', seals[0] as string);
+    await codec.unseal('sid', seals[1] as string);
+    expect(iron.unseal).toHaveBeenCalledTimes(1);
+  });
+
+  it('a cache size of 0 disables the cache', async () => {
+    const codec = new CookieCodec([key], 0);
+    const sealed = await codec.seal('sid', id, 60_000);
+    await codec.unseal('sid', sealed);
+    await codec.unseal('sid', sealed);
+    expect(iron.unseal).toHaveBeenCalledTimes(2);
+  });
+
+  it('never extends a seal: a cached value stops working when its seal expires', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const codec = new CookieCodec([key], 10);
+    const sealed = await codec.seal('sid', id, 1000);
+    expect((await codec.unseal('sid', sealed)).ok).toBe(true);
+    // Past the seal's expiry and iron's 60 s clock-skew allowance.
+    vi.setSystemTime(Date.now() + 62_000);
+    expect(await codec.unseal('sid', sealed)).toEqual({ ok: false, reason: 'expired' });
+    expect(codec.cachedValues).toBe(0);
+  });
+
+  it('reports an older pair so the store can re-seal, and a retired one as unknown', async () => {
+    const old = { authentication: randomKey() };
+    const sealedOld = await new CookieCodec([old], 0).seal('sid', id, 60_000);
+    expect(await new CookieCodec([key, old], 0).unseal('sid', sealedOld)).toEqual({
+      ok: true,
+      id,
+      sealedWithCurrentKey: false,
+    });
+    expect(await new CookieCodec([key], 0).unseal('sid', sealedOld)).toEqual({
+      ok: false,
+      reason: 'unknown-key',
+    });
+  });
+
+  it('refuses a well-sealed payload that is not a session id', async () => {
+    const codec = new CookieCodec([key], 10);
+    const passwordId = (await codec.seal('sid', id, 1000)).split('*')[1] as string;
+    const password = { id: passwordId, integrity: key.authentication, encryption: key.encryption };
+    const odd = await iron.seal({ n: 'sid', i: { $ne: null } }, password, iron.defaults);
+    expect(await codec.unseal('sid', odd)).toEqual({ ok: false, reason: 'malformed' });
+  });
+});

@@ -1,0 +1,743 @@
+import { randomBytes } from 'node:crypto';
+import { type Collection, MongoClient } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import {
+  MongoStore,
+  type MongoStoreConfig,
+  Session,
+  SessionOptionsError,
+  SessionStoreError,
+  SessionValuesError,
+} from '../src/index.ts';
+import type { SessionDocument } from '../src/mongo/session-collection.ts';
+import { isFerretDB, openTestDatabase, type TestDatabase } from './support/database.ts';
+import { onlyCookie, randomKey, requestWith, sentCookies } from './support/http.ts';
+
+let t: TestDatabase;
+beforeAll(async () => {
+  t = await openTestDatabase();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+const k1 = { authentication: randomKey(), encryption: randomKey() };
+const k2 = { authentication: randomKey(), encryption: randomKey() };
+const day = 24 * 60 * 60;
+
+interface AppValues extends Record<string, unknown> {
+  user: string;
+  provider: string;
+  visits: number;
+}
+
+function uniqueCollection(): string {
+  return `sessions_${randomBytes(5).toString('hex')}`;
+}
+
+/** A store on a collection of its own, indexes in place, so counts are exact. */
+async function makeStore(config: Partial<MongoStoreConfig> = {}): Promise<{
+  store: MongoStore<AppValues>;
+  docs: Collection<SessionDocument>;
+}> {
+  const collection = config.collection ?? uniqueCollection();
+  const store = new MongoStore<AppValues>(t.db, { keyPairs: [k1], collection, ...config });
+  await store.init();
+  return { store, docs: t.db.collection<SessionDocument>(collection) };
+}
+
+/** Creates and saves a session in a request of its own; returns its cookie value. */
+async function createSession(
+  store: MongoStore<AppValues>,
+  values: Partial<AppValues>,
+  name = 'sid',
+): Promise<{ cookie: string; session: Session<AppValues> }> {
+  const req = requestWith();
+  const session = await store.get(req, name);
+  // Spread, not Object.assign: assigning a "__proto__" key would set the prototype.
+  session.values = { ...values };
+  const headers = new Headers();
+  expect(await store.save(req, headers, session)).toBe('created');
+  return { cookie: onlyCookie(headers).value, session };
+}
+
+function load(store: MongoStore<AppValues>, cookie: string, name = 'sid') {
+  return store.get(requestWith({ [name]: cookie }), name);
+}
+
+describe('options and keys', () => {
+  it('defaults to a secure, host-only, 30-day, SameSite=Lax cookie on /', async () => {
+    const { store } = await makeStore();
+    expect(store.options).toEqual({
+      path: '/',
+      maxAge: 30 * day,
+      secure: true,
+      httpOnly: true,
+      sameSite: 'lax',
+      partitioned: false,
+    });
+    const session = await store.get(requestWith(), 'sid');
+    expect(session.options).toEqual(store.options);
+    session.options.maxAge = 5;
+    expect(store.options.maxAge).toBe(30 * day);
+  });
+
+  it('sends those attributes on the cookie', async () => {
+    const { store } = await makeStore();
+    const req = requestWith();
+    const headers = new Headers();
+    await store.save(req, headers, await store.get(req, 'sid'));
+    const cookie = onlyCookie(headers);
+    expect(cookie.attributes).toMatchObject({
+      path: '/',
+      httponly: true,
+      secure: true,
+      samesite: 'Lax',
+      'max-age': String(30 * day),
+    });
+    expect(cookie.attributes).not.toHaveProperty('domain');
+    expect(cookie.attributes).not.toHaveProperty('partitioned');
+  });
+
+  it('refuses no key pairs, short keys and keys of the wrong type', () => {
+    const make = (keyPairs: unknown) =>
+      new MongoStore(t.db, { keyPairs: keyPairs as MongoStoreConfig['keyPairs'] });
+    expect(() => make([])).toThrow(SessionOptionsError);
+    expect(() => make(undefined)).toThrow(/at least one key pair/);
+    expect(() => make([{ authentication: 'x'.repeat(31) }])).toThrow(/at least 32 characters/);
+    expect(() => make([{ authentication: new Uint8Array(31) }])).toThrow(/at least 32 bytes/);
+    expect(() => make([{ authentication: randomKey(), encryption: 'short' }])).toThrow(
+      /keyPairs\[0\]\.encryption/,
+    );
+    expect(() => make([{ authentication: 42 }])).toThrow(/string or a Uint8Array/);
+    expect(() => make([{ authentication: 'x'.repeat(32) }])).not.toThrow();
+  });
+
+  it.each([
+    ['sameSite none without secure', { sameSite: 'none', secure: false }, /sameSite 'none' requires secure/],
+    ['partitioned without secure', { partitioned: true, secure: false }, /partitioned requires secure/],
+  ] as const)('refuses %s in the store options', (_, options, message) => {
+    expect(() => new MongoStore(t.db, { keyPairs: [k1], options })).toThrow(message);
+  });
+
+  it.each([
+    ['__Host- with a domain', '__Host-sid', { domain: 'example.com' }, /must not set a domain/],
+    ['__Host- with a path', '__Host-sid', { path: '/app' }, /requires path '\/'/],
+    ['__Host- without secure', '__Host-sid', { secure: false }, /requires secure/],
+    ['__Secure- without secure', '__Secure-sid', { secure: false }, /requires secure/],
+    ['an invalid cookie name', 'bad name', {}, /invalid cookie name/],
+  ] as const)('save refuses %s, writing nothing', async (_, name, options, message) => {
+    const { store, docs } = await makeStore();
+    const req = requestWith();
+    const session = await store.get(req, name);
+    Object.assign(session.options, options);
+    const headers = new Headers();
+    await expect(store.save(req, headers, session)).rejects.toThrow(message);
+    await expect(store.save(req, headers, session)).rejects.toBeInstanceOf(SessionOptionsError);
+    expect(await docs.countDocuments()).toBe(0);
+    expect(headers.getSetCookie()).toEqual([]);
+  });
+
+  it('accepts a valid __Host- cookie', async () => {
+    const { store } = await makeStore();
+    const { cookie } = await createSession(store, { user: 'a' }, '__Host-sid');
+    expect((await load(store, cookie, '__Host-sid')).values.user).toBe('a');
+  });
+
+  it('types values through the store type parameter', async () => {
+    const { store } = await makeStore();
+    const session = await store.get(requestWith(), 'sid');
+    expectTypeOf(session.values.visits).toEqualTypeOf<number | undefined>();
+    expectTypeOf(session.values.user).toEqualTypeOf<string | undefined>();
+  });
+});
+
+describe('flashes', () => {
+  it('adds, returns and removes flashes, per key, across requests', async () => {
+    const { store } = await makeStore();
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.addFlash('welcome');
+    session.addFlash('again');
+    session.addFlash({ level: 'warn' }, 'alerts');
+    const headers = new Headers();
+    await store.save(req, headers, session);
+
+    const next = await load(store, onlyCookie(headers).value);
+    expect(next.flashes()).toEqual(['welcome', 'again']);
+    expect(next.flashes()).toEqual([]);
+    expect(next.flashes('alerts')).toEqual([{ level: 'warn' }]);
+    await store.save(requestWith(), new Headers(), next);
+
+    const third = await load(store, onlyCookie(headers).value);
+    expect(third.flashes()).toEqual([]);
+    expect(third.flashes('alerts')).toEqual([]);
+  });
+});
+
+describe('get and new', () => {
+  it('gives the same Session object for the same request and name, and for Hono-style { raw }', async () => {
+    const { store } = await makeStore();
+    const req = requestWith();
+    const first = await store.get(req, 'sid');
+    expect(await store.get(req, 'sid')).toBe(first);
+    expect(await store.get({ raw: req }, 'sid')).toBe(first);
+    expect(await store.get(req, 'other')).not.toBe(first);
+    expect(await store.get(requestWith(), 'sid')).not.toBe(first);
+  });
+
+  it('decodes once per request even when called concurrently', async () => {
+    const { store } = await makeStore();
+    const { cookie } = await createSession(store, { user: 'a' });
+    const req = requestWith({ sid: cookie });
+    const commands = await t.commands.during(async () => {
+      const [a, b, c] = await Promise.all([
+        store.get(req, 'sid'),
+        store.get(req, 'sid'),
+        store.get({ raw: req }, 'sid'),
+      ]);
+      expect(a).toBe(b);
+      expect(a).toBe(c);
+    });
+    expect(commands).toEqual(['find']);
+  });
+
+  it('new() decodes afresh each time and leaves the registry alone', async () => {
+    const { store } = await makeStore();
+    const { cookie } = await createSession(store, { user: 'a' });
+    const req = requestWith({ sid: cookie });
+    const registered = await store.get(req, 'sid');
+    const fresh = await store.new(req, 'sid');
+    expect(fresh).not.toBe(registered);
+    expect(fresh.values).toEqual({ user: 'a' });
+    expect(await store.new(req, 'sid')).not.toBe(fresh);
+    expect(await store.get(req, 'sid')).toBe(registered);
+  });
+
+  it('returns the stored values for a valid cookie', async () => {
+    const { store } = await makeStore();
+    const { cookie, session } = await createSession(store, { user: 'alice', visits: 3 });
+    const loaded = await load(store, cookie);
+    expect(loaded.isNew).toBe(false);
+    expect(loaded.id).toBe(session.id);
+    expect(loaded.values).toEqual({ user: 'alice', visits: 3 });
+    expect(loaded.error).toBeUndefined();
+  });
+
+  it('gives a fresh session with no error and no command when there is no cookie', async () => {
+    const { store } = await makeStore();
+    let session: Session<AppValues> | undefined;
+    const commands = await t.commands.during(async () => {
+      session = await store.get(requestWith({ other: 'x' }), 'sid');
+    });
+    expect(commands).toEqual([]);
+    expect(session).toMatchObject({ isNew: true, id: '', values: {}, error: undefined });
+  });
+
+  it('gives fresh sessions, without any command, for cookies that do not unseal', async () => {
+    const { store } = await makeStore();
+    const { cookie } = await createSession(store, { user: 'alice' });
+    const foreign = await makeStore({ keyPairs: [k2] });
+    const { cookie: foreignCookie } = await createSession(foreign.store, { user: 'mallory' });
+    const parts = cookie.split('*');
+    const flip = (s: string) => (s[0] === 'A' ? 'B' : 'A') + s.slice(1);
+    const cases: [string, string][] = [
+      [flip(cookie.slice(0, -1)) + cookie.slice(-1), 'malformed'],
+      [cookie.slice(0, -2), 'malformed'], // the HMAC no longer decodes
+      [cookie.slice(0, -1) + (cookie.endsWith('A') ? 'B' : 'A'), 'tampered'],
+      [[...parts.slice(0, 4), flip(parts[4] ?? ''), ...parts.slice(5)].join('*'), 'tampered'],
+      [foreignCookie, 'unknown-key'],
+      ['not-a-token', 'malformed'],
+      ['Fe26.2**a*b', 'malformed'],
+      ['x'.repeat(5000), 'oversized'],
+    ];
+    for (const [value, reason] of cases) {
+      let session: Session<AppValues> | undefined;
+      const commands = await t.commands.during(async () => {
+        session = await load(store, value);
+      });
+      expect({ value: value.slice(0, 40), commands, reason: session?.error }).toEqual({
+        value: value.slice(0, 40),
+        commands: [],
+        reason,
+      });
+      expect(session).toMatchObject({ isNew: true, id: '', values: {} });
+    }
+  });
+
+  it('refuses a genuine token presented under another cookie name', async () => {
+    const { store } = await makeStore();
+    const { cookie } = await createSession(store, { user: 'alice' }, 'a');
+    const session = await load(store, cookie, 'b');
+    expect(session).toMatchObject({ isNew: true, error: 'wrong-name', values: {} });
+  });
+
+  it('gives a fresh session for a missing or expired document, even before cleanup', async () => {
+    const { store, docs } = await makeStore();
+    const missing = await createSession(store, { user: 'gone' });
+    await docs.deleteOne({ _id: missing.session.id });
+    expect(await load(store, missing.cookie)).toMatchObject({ isNew: true, error: 'not-found' });
+
+    const expired = await createSession(store, { user: 'old' });
+    await docs.updateOne({ _id: expired.session.id }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    expect(await load(store, expired.cookie)).toMatchObject({ isNew: true, error: 'not-found', values: {} });
+  });
+
+  it('does not bring an expired session back under its old id when saved', async () => {
+    const { store, docs } = await makeStore();
+    const { cookie, session } = await createSession(store, { user: 'old' });
+    await docs.updateOne({ _id: session.id }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+
+    const req = requestWith({ sid: cookie });
+    const fresh = await store.get(req, 'sid');
+    fresh.values.user = 'new';
+    expect(await store.save(req, new Headers(), fresh)).toBe('created');
+    expect(fresh.id).not.toBe(session.id);
+    expect((await docs.findOne({ _id: session.id }))?.expiresAt.getTime()).toBeLessThan(Date.now());
+  });
+
+  it('does not revive a session that expired between get and save', async () => {
+    const { store, docs } = await makeStore();
+    const { cookie, session: created } = await createSession(store, { user: 'a', visits: 1 });
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    await docs.updateOne({ _id: created.id }, { $set: { expiresAt: new Date(Date.now() - 1) } });
+    session.values.visits = 2;
+    const headers = new Headers();
+    expect(await store.save(req, headers, session)).toBe('expired');
+    expect(onlyCookie(headers).attributes['max-age']).toBe('0');
+    expect((await docs.findOne({ _id: created.id }))?.expiresAt.getTime()).toBeLessThan(Date.now());
+    expect(await store.save(req, new Headers(), session)).toBe('deleted');
+    expect(await docs.countDocuments({ expiresAt: { $gt: new Date() } })).toBe(0);
+  });
+
+  it('rejects with SessionStoreError, cause kept, when the database fails', async () => {
+    const { store } = await makeStore();
+    const { cookie } = await createSession(store, { user: 'a' });
+    const dead = new MongoClient('mongodb://127.0.0.1:9', { serverSelectionTimeoutMS: 200 });
+    try {
+      const broken = new MongoStore(dead.db('x'), { keyPairs: [k1] });
+      const req = requestWith({ sid: cookie });
+      const error: unknown = await broken.get(req, 'sid').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(SessionStoreError);
+      expect((error as Error).cause).toMatchObject({ name: 'MongoServerSelectionError' });
+      // A failed load is not cached in the registry: a retry tries again.
+      const again: unknown = await broken.get(req, 'sid').catch((e: unknown) => e);
+      expect(again).not.toBe(error);
+      expect(again).toBeInstanceOf(SessionStoreError);
+    } finally {
+      await dead.close();
+    }
+  });
+});
+
+describe('save', () => {
+  it('gives a new session a 256-bit url-safe id and a cookie holding only the sealed id', async () => {
+    const { store, docs } = await makeStore();
+    const secret = 'my-secret-value-123';
+    const { cookie, session } = await createSession(store, { user: 'alice', visits: 1, note: secret });
+    expect(session.id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(Buffer.from(session.id, 'base64url')).toHaveLength(32);
+    expect(cookie.startsWith('Fe26.2*')).toBe(true);
+    expect(cookie).not.toContain(session.id);
+    expect(cookie).not.toContain('alice');
+    expect(cookie).not.toContain(Buffer.from(secret).toString('base64url').slice(0, 12));
+
+    const ids = new Set<string>();
+    for (let i = 0; i < 50; i++) ids.add((await createSession(store, {})).session.id);
+    expect(ids.size).toBe(50);
+    expect(await docs.countDocuments()).toBe(51);
+  });
+
+  it('stores the values, expiry and top-level user/provider, and removes them when they stop being strings', async () => {
+    const { store, docs } = await makeStore();
+    const before = Date.now();
+    const { cookie, session } = await createSession(store, { user: 'alice', provider: 'github' });
+    let doc = await docs.findOne({ _id: session.id });
+    expect(doc).toMatchObject({ user: 'alice', provider: 'github' });
+    expect(doc?.expiresAt.getTime()).toBeGreaterThanOrEqual(before + 30 * day * 1000);
+    expect(doc?.expiresAt.getTime()).toBeLessThanOrEqual(Date.now() + 30 * day * 1000);
+
+    const req = requestWith({ sid: cookie });
+    const loaded = await store.get(req, 'sid');
+    (loaded.values as Record<string, unknown>).user = 42;
+    delete loaded.values.provider;
+    expect(await store.save(req, new Headers(), loaded)).toBe('updated');
+    doc = await docs.findOne({ _id: session.id });
+    expect(doc).not.toHaveProperty('user');
+    expect(doc).not.toHaveProperty('provider');
+    expect((await load(store, cookie)).values).toEqual({ user: 42 });
+  });
+
+  it('maxAge <= 0 deletes the document and sends a cookie the browser deletes; a later save does not recreate it', async () => {
+    for (const maxAge of [0, -1]) {
+      const { store, docs } = await makeStore();
+      const { cookie, session: created } = await createSession(store, { user: 'a' });
+      const req = requestWith({ sid: cookie });
+      const session = await store.get(req, 'sid');
+      session.options.maxAge = maxAge;
+      const headers = new Headers();
+      expect(await store.save(req, headers, session)).toBe('deleted');
+      const sent = onlyCookie(headers);
+      expect(sent.value).toBe('');
+      expect(sent.attributes['max-age']).toBe('0');
+      expect(new Date(String(sent.attributes.expires)).getTime()).toBeLessThan(Date.now());
+      expect(await docs.findOne({ _id: created.id })).toBeNull();
+
+      session.options.maxAge = 3600;
+      session.values.user = 'back';
+      const commands = await t.commands.during(() => store.save(req, new Headers(), session));
+      expect(commands).toEqual([]);
+      expect(await docs.countDocuments()).toBe(0);
+      expect(await load(store, cookie)).toMatchObject({ isNew: true, error: 'not-found' });
+    }
+  });
+
+  it('destroy() ends the session like maxAge 0', async () => {
+    const { store, docs } = await makeStore();
+    const { cookie } = await createSession(store, { user: 'a' });
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    session.destroy();
+    expect(await store.save(req, new Headers(), session)).toBe('deleted');
+    expect(await docs.countDocuments()).toBe(0);
+  });
+
+  it('regenerate() issues a new id, keeps the values and deletes the old document', async () => {
+    const { store, docs } = await makeStore();
+    const { cookie, session: created } = await createSession(store, { visits: 7 });
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    session.regenerate();
+    session.values.user = 'alice';
+    const headers = new Headers();
+    const commands = await t.commands.during(async () => {
+      expect(await store.save(req, headers, session)).toBe('created');
+    });
+    expect(commands).toEqual(['insert', 'delete']);
+    expect(session.id).not.toBe(created.id);
+    expect(await docs.findOne({ _id: created.id })).toBeNull();
+    expect(await load(store, cookie)).toMatchObject({ isNew: true, error: 'not-found' });
+    const next = await load(store, onlyCookie(headers).value);
+    expect(next.values).toEqual({ visits: 7, user: 'alice' });
+    expect(next.id).toBe(session.id);
+  });
+
+  it('rejects values over maxValuesBytes or not JSON-compatible, writing nothing', async () => {
+    const { store, docs } = await makeStore({ maxValuesBytes: 1000 });
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    const values = session.values as Record<string, unknown>;
+    values.blob = 'x'.repeat(1000);
+    const headers = new Headers();
+    await expect(store.save(req, headers, session)).rejects.toThrow(/more than maxValuesBytes \(1000\)/);
+    for (const bad of [() => 1, Symbol('s'), 10n, Number.NaN, new Map(), new Date(Number.NaN)]) {
+      values.blob = bad;
+      await expect(store.save(req, headers, session)).rejects.toBeInstanceOf(SessionValuesError);
+    }
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    values.blob = cyclic;
+    await expect(store.save(req, headers, session)).rejects.toThrow(/cycle/);
+    expect(await docs.countDocuments()).toBe(0);
+    expect(headers.getSetCookie()).toEqual([]);
+  });
+
+  it('has a 1 MiB default limit', async () => {
+    const { store } = await makeStore();
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    (session.values as Record<string, unknown>).blob = 'x'.repeat(1024 * 1024);
+    await expect(store.save(req, new Headers(), session)).rejects.toThrow(/maxValuesBytes \(1048576\)/);
+    (session.values as Record<string, unknown>).blob = 'x'.repeat(1024 * 1024 - 20);
+    expect(await store.save(req, new Headers(), session)).toBe('created');
+  });
+
+  it('saveAll saves every session the request registered', async () => {
+    const { store, docs } = await makeStore();
+    const req = requestWith();
+    (await store.get(req, 'a')).values.user = 'x';
+    (await store.get(req, 'b')).values.visits = 1;
+    await store.new(req, 'c'); // not registered
+    const headers = new Headers();
+    await store.saveAll(req, headers);
+    expect(sentCookies(headers).map((c) => c.name)).toEqual(['a', 'b']);
+    expect(await docs.countDocuments()).toBe(2);
+  });
+});
+
+describe('values', () => {
+  it('round-trips JSON values, Dates and hostile keys exactly, without touching prototypes', async () => {
+    const { store, docs } = await makeStore();
+    const hostile = JSON.parse(
+      '{"$where":"sleep(1000)","$set":{"admin":true},"a.b":{"c.d":1},"__proto__":{"polluted":true},' +
+        '"constructor":{"prototype":{"polluted":true}},"$date":5,"nested":[{"$gt":""},{"$$x":null}],' +
+        '"$ref":"x","$id":1,"unicode":"é😀\\u0000"}',
+    ) as Record<string, unknown>;
+    const values = {
+      ...hostile,
+      when: new Date('2026-01-02T03:04:05.678Z'),
+      dates: [new Date(0), { at: new Date(1) }],
+      n: -12.5,
+      big: 2 ** 53 - 1,
+      t: true,
+      nothing: null,
+      empty: {},
+      list: [],
+    };
+    const { cookie } = await createSession(store, values);
+    const loaded = (await load(store, cookie)).values as Record<string, unknown>;
+    expect(loaded).toEqual(values);
+    expect(Object.keys(loaded)).toEqual(Object.keys(values));
+    expect(Object.getOwnPropertyDescriptor(loaded, '__proto__')?.value).toEqual({ polluted: true });
+    expect(loaded.when).toBeInstanceOf(Date);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+    expect(await docs.countDocuments({ admin: true })).toBe(0);
+    expect(Object.keys((await docs.findOne({}))!).sort()).toEqual(
+      ['_id', 'createdAt', 'data', 'expiresAt', 'updatedAt'].sort(),
+    );
+  });
+});
+
+describe('forced logout and metrics', () => {
+  it('expireSessions removes every session of one user and provider in one command', async () => {
+    const { store, docs } = await makeStore();
+    const cookies: Record<string, string[]> = { alice: [], bob: [] };
+    for (let i = 0; i < 30; i++) {
+      const user = i % 3 === 0 ? 'alice' : 'bob';
+      cookies[user]?.push((await createSession(store, { user, provider: 'password' })).cookie);
+    }
+    await createSession(store, { user: 'alice', provider: 'github' });
+    let removed = 0;
+    const commands = await t.commands.during(async () => {
+      removed = await store.expireSessions('alice', 'password');
+    });
+    expect(commands).toEqual(['delete']);
+    expect(removed).toBe(10);
+    expect(await docs.countDocuments()).toBe(21);
+    for (const cookie of cookies.alice ?? []) {
+      expect(await load(store, cookie)).toMatchObject({ isNew: true, error: 'not-found' });
+    }
+    expect((await load(store, cookies.bob?.[0] ?? '')).values.user).toBe('bob');
+  });
+
+  it('expireSessions refuses anything but non-empty strings, sending no command', async () => {
+    const { store, docs } = await makeStore();
+    await createSession(store, { user: 'alice', provider: 'password' });
+    const hostile: unknown[] = [undefined, null, '', 1, {}, [], { $ne: null }, { $gt: '' }, ['alice'], 'x'.repeat(1025)];
+    for (const user of hostile) {
+      for (const [u, p] of [[user, 'password'], ['alice', user]]) {
+        const commands = await t.commands.during(async () => {
+          await expect(store.expireSessions(u as string, p as string)).rejects.toBeInstanceOf(TypeError);
+        });
+        expect(commands).toEqual([]);
+      }
+    }
+    expect(await docs.countDocuments()).toBe(1);
+  });
+
+  it('getActiveSessionsCount counts live sessions only, in one command', async () => {
+    const { store, docs } = await makeStore();
+    for (let i = 0; i < 12; i++) await createSession(store, { visits: i });
+    await docs.updateMany({ 'data': { $exists: true } }, { $set: { expiresAt: new Date(Date.now() - 1) } }, {});
+    for (let i = 0; i < 5; i++) await createSession(store, { visits: i });
+    let count = 0;
+    const commands = await t.commands.during(async () => {
+      count = await store.getActiveSessionsCount();
+    });
+    expect(commands).toEqual(['aggregate']); // countDocuments is one aggregate command
+    expect(count).toBe(5);
+    expect(await docs.countDocuments()).toBe(17);
+  });
+});
+
+describe('indexes', () => {
+  it('init creates the expiry and owner indexes, and tolerates existing ones', async () => {
+    const collection = uniqueCollection();
+    const { docs } = await makeStore({ collection });
+    const again = new MongoStore(t.db, { keyPairs: [k1], collection });
+    await again.init();
+    await again.init();
+    const indexes = await docs.listIndexes().toArray();
+    expect(indexes.map((index: { key: unknown }) => index.key)).toEqual(
+      expect.arrayContaining([{ expiresAt: 1 }, { user: 1, provider: 1 }]),
+    );
+  });
+
+  it('creates indexes lazily before the first command when init was not called', async () => {
+    const collection = uniqueCollection();
+    const store = new MongoStore(t.db, { keyPairs: [k1], collection });
+    const commands = await t.commands.during(() => store.getActiveSessionsCount());
+    expect(commands).toEqual(['createIndexes', 'createIndexes', 'aggregate']);
+    expect(await t.commands.during(() => store.getActiveSessionsCount())).toEqual(['aggregate']);
+  });
+
+  it('ttlIndex: a TTL expiry index on MongoDB; FerretDB 1.x refuses it with a clear error', async () => {
+    const store = new MongoStore(t.db, { keyPairs: [k1], collection: uniqueCollection(), ttlIndex: true });
+    if (await isFerretDB(t.db)) {
+      await expect(store.init()).rejects.toBeInstanceOf(SessionStoreError);
+      await expect(store.init()).rejects.toThrow(/expiresAt_1/);
+    } else {
+      await store.init();
+    }
+  });
+});
+
+describe('autoClean', () => {
+  it('deletes expired sessions each tick and stops when the signal aborts', async () => {
+    const { store, docs } = await makeStore();
+    for (let i = 0; i < 3; i++) await createSession(store, {});
+    await docs.updateMany({}, { $set: { expiresAt: new Date(Date.now() - 1) } });
+    await createSession(store, {});
+
+    const controller = new AbortController();
+    t.commands.reset();
+    const loop = store.startAutoClean(controller.signal, 20);
+    await expect.poll(() => docs.countDocuments(), { timeout: 5000 }).toBe(1);
+    controller.abort();
+    await loop;
+    const deletesAtStop = t.commands.names().filter((name) => name === 'delete').length;
+    expect(deletesAtStop).toBeGreaterThanOrEqual(1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(t.commands.names().filter((name) => name === 'delete').length).toBe(deletesAtStop);
+  });
+
+  it('resolves at once, with no command, for an aborted signal', async () => {
+    const { store } = await makeStore();
+    const commands = await t.commands.during(() => store.startAutoClean(AbortSignal.abort(), 1));
+    expect(commands).toEqual([]);
+  });
+
+  it('refuses a second loop on the same store while one runs, and allows one after', async () => {
+    const { store } = await makeStore();
+    const first = new AbortController();
+    const loop = store.startAutoClean(first.signal, 1000);
+    await expect(store.startAutoClean(new AbortController().signal, 1000)).rejects.toThrow(/already running/);
+    first.abort();
+    await loop;
+    const second = new AbortController();
+    const next = store.startAutoClean(second.signal, 1000);
+    second.abort();
+    await next;
+  });
+
+  it('refuses bad arguments', async () => {
+    const { store } = await makeStore();
+    await expect(store.startAutoClean(undefined as never, 10)).rejects.toBeInstanceOf(TypeError);
+    await expect(store.startAutoClean(new AbortController().signal, 0)).rejects.toBeInstanceOf(TypeError);
+  });
+
+  it('reports failed ticks and carries on', async () => {
+    const dead = new MongoClient('mongodb://127.0.0.1:9', { serverSelectionTimeoutMS: 50 });
+    const errors: unknown[] = [];
+    const store = new MongoStore(dead.db('x'), { keyPairs: [k1], onError: (e) => errors.push(e) });
+    const controller = new AbortController();
+    const loop = store.startAutoClean(controller.signal, 5);
+    await expect.poll(() => errors.length, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+    controller.abort();
+    await loop;
+    expect(errors[0]).toBeInstanceOf(SessionStoreError);
+    await dead.close();
+  });
+});
+
+describe('database commands per call', () => {
+  it('get: one command with a valid cookie; save: none when unchanged, one when changed', async () => {
+    const { store } = await makeStore();
+    const { cookie } = await createSession(store, { visits: 1 });
+    const req = requestWith({ sid: cookie });
+    let session: Session<AppValues> | undefined;
+    expect(
+      await t.commands.during(async () => {
+        session = await store.get(req, 'sid');
+      }),
+    ).toEqual(['find']);
+    const loaded = session as Session<AppValues>;
+
+    const unchanged = new Headers();
+    expect(await t.commands.during(() => store.save(req, unchanged, loaded))).toEqual([]);
+    expect(unchanged.getSetCookie()).toEqual([]);
+
+    loaded.values.visits = 2;
+    const changed = new Headers();
+    expect(await t.commands.during(() => store.save(req, changed, loaded))).toEqual(['update']);
+    // The expiry did not move, so the browser's cookie stays as it is.
+    expect(changed.getSetCookie()).toEqual([]);
+    expect(await t.commands.during(() => store.save(req, new Headers(), loaded))).toEqual([]);
+
+    expect(await t.commands.during(() => store.save(req, new Headers(), new Session('sid', { ...store.options })))).toEqual([
+      'insert',
+    ]);
+  });
+
+  it('refreshes the expiry once touchAfter has passed: one write and a new cookie consistent with it', async () => {
+    const { store, docs } = await makeStore({ touchAfter: 60 });
+    const { cookie, session: created } = await createSession(store, { visits: 1 });
+    const twoMinutesAgo = new Date(Date.now() + 30 * day * 1000 - 120_000);
+    await docs.updateOne({ _id: created.id }, { $set: { expiresAt: twoMinutesAgo } });
+
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    const headers = new Headers();
+    const commands = await t.commands.during(async () => {
+      expect(await store.save(req, headers, session)).toBe('updated');
+    });
+    expect(commands).toEqual(['update']);
+    const doc = await docs.findOne({ _id: created.id });
+    const sent = onlyCookie(headers);
+    const expires = new Date(String(sent.attributes.expires)).getTime();
+    expect(Math.abs(expires - (doc?.expiresAt.getTime() ?? 0))).toBeLessThan(1000);
+    expect(Number(sent.attributes['max-age'])).toBeGreaterThan(30 * day - 5);
+    expect((await load(store, sent.value)).values).toEqual({ visits: 1 });
+  });
+
+  it('never refreshes more often than half of maxAge allows', async () => {
+    const { store, docs } = await makeStore({ touchAfter: 3600, options: { maxAge: 100 } });
+    const { cookie, session: created } = await createSession(store, {});
+    await docs.updateOne({ _id: created.id }, { $set: { expiresAt: new Date(Date.now() + 40_000) } });
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    expect(await t.commands.during(() => store.save(req, new Headers(), session))).toEqual(['update']);
+  });
+});
+
+describe('key rotation', () => {
+  it('moves from [k1] to [k2, k1] to [k2]: re-sealed cookies survive, the others become fresh', async () => {
+    const collection = uniqueCollection();
+    const v1 = (await makeStore({ collection, keyPairs: [k1] })).store;
+    const v2 = (await makeStore({ collection, keyPairs: [k2, k1] })).store;
+    const v3 = (await makeStore({ collection, keyPairs: [k2] })).store;
+
+    const returning = await createSession(v1, { user: 'returns' });
+    const away = await createSession(v1, { user: 'away' });
+
+    // During the rotation: old cookies still work, and saving re-seals them with k2
+    // without a database write when nothing else changed.
+    const req = requestWith({ sid: returning.cookie });
+    const session = await v2.get(req, 'sid');
+    expect(session.values.user).toBe('returns');
+    const headers = new Headers();
+    const commands = await t.commands.during(async () => {
+      expect(await v2.save(req, headers, session)).toBe('unchanged');
+    });
+    expect(commands).toEqual([]);
+    const resealed = onlyCookie(headers).value;
+    expect(resealed).not.toBe(returning.cookie);
+    expect((await load(v2, away.cookie)).values.user).toBe('away');
+
+    // After it: only re-sealed cookies still work.
+    expect((await load(v3, resealed)).values.user).toBe('returns');
+    expect(await load(v3, away.cookie)).toMatchObject({ isNew: true, error: 'unknown-key' });
+    expect(await load(v1, resealed)).toMatchObject({ isNew: true, error: 'unknown-key' });
+  });
+
+  it('keeps cookies valid when a pair is added in front or the list is reordered', async () => {
+    const collection = uniqueCollection();
+    const k3 = { authentication: 'a passphrase of at least thirty-two characters' };
+    const before = (await makeStore({ collection, keyPairs: [k1, k3] })).store;
+    const after = (await makeStore({ collection, keyPairs: [k2, k3, k1] })).store;
+    const { cookie } = await createSession(before, { user: 'x' });
+    expect((await load(after, cookie)).values.user).toBe('x');
+  });
+});

@@ -1,0 +1,210 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { MongoClient } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MongoDBStore, type MongoDBStoreConfig, SessionOptionsError, SessionStoreError } from '../src/index.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
+
+let t: TestDatabase;
+const stores: MongoDBStore[] = [];
+beforeAll(async () => {
+  t = await openTestDatabase();
+});
+afterAll(async () => {
+  await Promise.all(stores.map((store) => store.stopCleanup()));
+  await t.close();
+});
+
+const hour = 3_600_000;
+const later = () => new Date(Date.now() + hour);
+const earlier = () => new Date(Date.now() - 1000);
+
+async function makeStore(config: MongoDBStoreConfig = {}) {
+  const collection = `tokens_${randomBytes(5).toString('hex')}`;
+  const store = new MongoDBStore(t.db, { cleanupInterval: 0, collection, ...config });
+  stores.push(store);
+  await store.init();
+  return { store, docs: t.db.collection(collection) };
+}
+
+describe('MongoDBStore', () => {
+  it('commits and finds data byte for byte, up to 1 MB', async () => {
+    const { store } = await makeStore();
+    for (const size of [0, 1, 255, 4096, 1024 * 1024]) {
+      const data = new Uint8Array(randomBytes(size));
+      await store.commit(`token-${size}`, data, later());
+      const found = await store.find(`token-${size}`);
+      expect(found).toBeInstanceOf(Uint8Array);
+      expect(Buffer.from(found ?? []).equals(Buffer.from(data))).toBe(true);
+    }
+    const buffer = randomBytes(64);
+    await store.commit('buffer', buffer, later());
+    expect(Buffer.from((await store.find('buffer')) ?? []).equals(buffer)).toBe(true);
+  });
+
+  it('returns undefined for a missing or expired token, even before cleanup', async () => {
+    const { store, docs } = await makeStore();
+    expect(await store.find('missing')).toBeUndefined();
+    await store.commit('old', new Uint8Array([1]), earlier());
+    expect(await docs.countDocuments()).toBe(1);
+    expect(await store.find('old')).toBeUndefined();
+  });
+
+  it('commit replaces data and expiry, and makes an expired token live again', async () => {
+    const { store, docs } = await makeStore();
+    await store.commit('t', new Uint8Array([1]), later());
+    const expiry = new Date(Date.now() + 2 * hour);
+    await store.commit('t', new Uint8Array([2, 2]), expiry);
+    expect(await store.find('t')).toEqual(new Uint8Array([2, 2]));
+    expect((await docs.findOne({ _id: 't' as never }))?.expiresAt).toEqual(expiry);
+
+    await store.commit('t', new Uint8Array([3]), earlier());
+    expect(await store.find('t')).toBeUndefined();
+    await store.commit('t', new Uint8Array([4]), later());
+    expect(await store.find('t')).toEqual(new Uint8Array([4]));
+    expect(await docs.countDocuments()).toBe(1);
+  });
+
+  it('delete removes a token and is fine when it is missing', async () => {
+    const { store } = await makeStore();
+    await store.commit('t', new Uint8Array([1]), later());
+    await store.delete('t');
+    expect(await store.find('t')).toBeUndefined();
+    await expect(store.delete('t')).resolves.toBeUndefined();
+  });
+
+  it('all() returns every live token among expired ones', async () => {
+    const { store, docs } = await makeStore();
+    const live = new Map<string, Uint8Array>();
+    for (let i = 0; i < 1000; i++) live.set(`live-${i}`, new Uint8Array(randomBytes(1 + (i % 50))));
+    const now = Date.now();
+    await docs.insertMany(
+      Array.from({ length: 500 }, (_, i) => ({ _id: `dead-${i}` as never, data: new Uint8Array([i % 256]), expiresAt: new Date(now - 1000) })),
+    );
+    const entries = [...live];
+    for (let i = 0; i < entries.length; i += 100) {
+      await Promise.all(entries.slice(i, i + 100).map(([token, data]) => store.commit(token, data, later())));
+    }
+    const all = await store.all();
+    expect(all.size).toBe(1000);
+    for (const [token, data] of live) expect(Buffer.from(all.get(token) ?? []).equals(Buffer.from(data))).toBe(true);
+  });
+
+  it('refuses bad tokens, data and expiries with a TypeError, sending no command', async () => {
+    const { store, docs } = await makeStore();
+    await store.commit('keep', new Uint8Array([1]), later());
+    const badTokens: unknown[] = [undefined, null, '', 1, {}, [], { $ne: null }, { $gt: '' }, ['keep'], 'x'.repeat(1025)];
+    const calls = (token: unknown) => [
+      () => store.find(token as string),
+      () => store.commit(token as string, new Uint8Array(), later()),
+      () => store.delete(token as string),
+    ];
+    const badArguments = [
+      ...badTokens.flatMap(calls),
+      () => store.commit('t', 'text' as never, later()),
+      () => store.commit('t', [1, 2] as never, later()),
+      () => store.commit('t', new Uint8Array(), 'tomorrow' as never),
+      () => store.commit('t', new Uint8Array(), new Date(Number.NaN)),
+    ];
+    for (const call of badArguments) {
+      const commands = await t.commands.during(async () => {
+        await expect(call()).rejects.toBeInstanceOf(TypeError);
+      });
+      expect(commands).toEqual([]);
+    }
+    expect(await docs.countDocuments()).toBe(1);
+  });
+
+  it('hashTokens keeps only SHA-256 of the token and refuses all()', async () => {
+    const { store, docs } = await makeStore({ hashTokens: true });
+    await store.commit('secret-token', new Uint8Array([7]), later());
+    expect(await store.find('secret-token')).toEqual(new Uint8Array([7]));
+    const ids = (await docs.find().toArray()).map((doc) => doc._id as unknown);
+    expect(ids).toEqual([createHash('sha256').update('secret-token').digest('hex')]);
+    await expect(store.all()).rejects.toBeInstanceOf(SessionOptionsError);
+    await store.delete('secret-token');
+    expect(await docs.countDocuments()).toBe(0);
+  });
+
+  it('rejects with an AbortError, sending nothing, when the signal is already aborted', async () => {
+    const { store } = await makeStore();
+    const signal = AbortSignal.abort();
+    const commands = await t.commands.during(async () => {
+      for (const call of [
+        () => store.find('t', { signal }),
+        () => store.commit('t', new Uint8Array(), later(), { signal }),
+        () => store.delete('t', { signal }),
+        () => store.all({ signal }),
+      ]) {
+        await expect(call()).rejects.toMatchObject({ name: 'AbortError' });
+      }
+    });
+    expect(commands).toEqual([]);
+  });
+
+  it('rejects with an AbortError when aborted during a call, and stays consistent', async () => {
+    const { store } = await makeStore();
+    await store.commit('t', new Uint8Array([1]), later());
+    const controller = new AbortController();
+    const commit = store.commit('t', new Uint8Array([2]), later(), { signal: controller.signal });
+    const find = store.find('t', { signal: controller.signal });
+    controller.abort();
+    await expect(commit).rejects.toMatchObject({ name: 'AbortError' });
+    await expect(find).rejects.toMatchObject({ name: 'AbortError' });
+    // The abandoned write either happened whole or not at all.
+    const after = await store.find('t');
+    expect([[1], [2]]).toContainEqual([...(after ?? [])]);
+    await store.commit('t', new Uint8Array([3]), later());
+    expect(await store.find('t')).toEqual(new Uint8Array([3]));
+  });
+
+  it('a custom abort reason that is an Error is passed through', async () => {
+    const { store } = await makeStore();
+    const reason = new Error('shutting down');
+    await expect(store.find('t', { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+  });
+});
+
+describe('MongoDBStore background cleanup', () => {
+  it('deletes expired tokens each interval, and nothing after stopCleanup()', async () => {
+    const { store, docs } = await makeStore({ cleanupInterval: 20 });
+    await store.commit('dead', new Uint8Array([1]), earlier());
+    await store.commit('live', new Uint8Array([1]), later());
+    await expect.poll(() => docs.countDocuments(), { timeout: 5000 }).toBe(1);
+
+    await store.stopCleanup();
+    await store.commit('dead-after-stop', new Uint8Array([1]), earlier());
+    t.commands.reset();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(t.commands.names()).toEqual([]);
+    expect(await docs.countDocuments()).toBe(2);
+    await store.stopCleanup(); // idempotent
+  });
+
+  it('stopCleanup is fine when cleanup never ran', async () => {
+    const { store } = await makeStore({ cleanupInterval: 0 });
+    await expect(store.stopCleanup()).resolves.toBeUndefined();
+  });
+
+  it('defaults to a 60 s interval: no deletion within the first second', async () => {
+    const { store, docs } = await makeStore({ cleanupInterval: undefined });
+    await store.commit('dead', new Uint8Array([1]), earlier());
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await docs.countDocuments()).toBe(1);
+    await store.stopCleanup();
+  });
+
+  it('reports failed ticks and carries on', async () => {
+    const dead = new MongoClient('mongodb://127.0.0.1:9', { serverSelectionTimeoutMS: 50 });
+    const errors: unknown[] = [];
+    const store = new MongoDBStore(dead.db('x'), { cleanupInterval: 5, onError: (e) => errors.push(e) });
+    await expect.poll(() => errors.length, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+    await store.stopCleanup();
+    expect(errors[0]).toBeInstanceOf(SessionStoreError);
+    await dead.close();
+  });
+
+  it('refuses a negative or non-numeric interval', () => {
+    expect(() => new MongoDBStore(t.db, { cleanupInterval: -1 })).toThrow(TypeError);
+    expect(() => new MongoDBStore(t.db, { cleanupInterval: Number.NaN })).toThrow(TypeError);
+  });
+});

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { SessionValuesError } from '../src/errors.ts';
+import { decodeValues, encodeValues } from '../src/values.ts';
+
+describe('values encoding', () => {
+  it('round-trips Dates and keys that look like tags', () => {
+    const values = {
+      $date: 1,
+      d: new Date(5),
+      nested: { $date: new Date(7), $$x: [new Date(9)] },
+      plain: { $date: 'not a date' },
+    };
+    expect(decodeValues(encodeValues(values))).toEqual(values);
+  });
+
+  it('drops undefined properties and turns undefined array items into null, like JSON', () => {
+    expect(decodeValues(encodeValues({ a: undefined, b: [undefined, 1] }))).toEqual({ b: [null, 1] });
+  });
+
+  it('names the path of a value it cannot store', () => {
+    expect(() => encodeValues({ a: { b: [1, () => 2] } })).toThrow(/session values\.a\.b\[1\] hold a function/);
+    expect(() => encodeValues({ a: new (class Point {})() })).toThrow(SessionValuesError);
+    expect(() => encodeValues({ a: Number.POSITIVE_INFINITY })).toThrow(/non-finite/);
+  });
+
+  it('accepts objects without a prototype', () => {
+    const bare = Object.assign(Object.create(null) as Record<string, unknown>, { x: 1 });
+    expect(decodeValues(encodeValues({ bare }))).toEqual({ bare: { x: 1 } });
+  });
+
+  it('allows the same object twice when it is not a cycle', () => {
+    const shared = { x: 1 };
+    expect(decodeValues(encodeValues({ a: shared, b: shared }))).toEqual({ a: { x: 1 }, b: { x: 1 } });
+  });
+
+  it('refuses stored text that is not an object', () => {
+    expect(() => decodeValues('[1]')).toThrow(SyntaxError);
+    expect(() => decodeValues('{')).toThrow(SyntaxError);
+  });
+});
