@@ -1,0 +1,149 @@
+import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { MongoStore, type Session } from '../src/index.ts';
+import { type SessionEnv, sessions } from '../src/hono.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
+import { randomKey } from './support/http.ts';
+
+let t: TestDatabase;
+let store: MongoStore<{ visits: number }>;
+beforeAll(async () => {
+  t = await openTestDatabase();
+  store = new MongoStore(t.db, {
+    keyPairs: [{ authentication: randomKey() }],
+    collection: `hono_${randomBytes(4).toString('hex')}`,
+  });
+  await store.init();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+function app() {
+  const app = new Hono<SessionEnv<{ visits: number }>>();
+  app.use(sessions(store, { name: 'sid' }));
+  const count = (session: Session<{ visits: number }>) => {
+    session.values.visits = (session.values.visits ?? 0) + 1;
+    return session.values.visits;
+  };
+  app.get('/text', (c) => c.text(String(count(c.get('session')))));
+  app.get('/json', (c) => c.json({ visits: count(c.var.session) }));
+  app.get('/redirect', (c) => {
+    count(c.get('session'));
+    return c.redirect('/text');
+  });
+  app.get('/response', (c) => {
+    count(c.get('session'));
+    return new Response('plain', { headers: { 'x-kind': 'plain' } });
+  });
+  app.get('/immutable', (c) => {
+    count(c.get('session'));
+    return Response.redirect('https://app.example/text', 302);
+  });
+  app.get('/read', (c) => c.text(String(c.get('session').values.visits ?? 0)));
+  app.get('/throws', (c) => {
+    count(c.get('session'));
+    throw new Error('boom');
+  });
+  return app;
+}
+
+function cookieOf(response: Response): string {
+  const line = response.headers.getSetCookie().find((c) => c.startsWith('sid='));
+  if (!line) throw new Error('no sid cookie');
+  return line.slice(0, line.indexOf(';'));
+}
+
+describe('sessions() middleware', () => {
+  it.each(['/text', '/json', '/redirect', '/response', '/immutable'])(
+    'sends the Set-Cookie for a response built by %s',
+    async (path) => {
+      const response = await app().request(`https://app.example${path}`);
+      expect(response.status).toBeLessThan(400);
+      const cookie = cookieOf(response);
+      expect(cookie).toMatch(/^sid=Fe26\.2\*/);
+      const read = await app().request('https://app.example/read', { headers: { cookie } });
+      expect(await read.text()).toBe('1');
+    },
+  );
+
+  it('keeps the handler response intact when it re-wraps immutable headers', async () => {
+    const response = await app().request('https://app.example/immutable');
+    expect(response.status).toBe(302);
+    expect(response.headers.get('location')).toBe('https://app.example/text');
+  });
+
+  it('writes nothing and sends no cookie for an unchanged session', async () => {
+    const first = await app().request('https://app.example/text');
+    const cookie = cookieOf(first);
+    let response: Response | undefined;
+    const commands = await t.commands.during(async () => {
+      response = await app().request('https://app.example/read', { headers: { cookie } });
+    });
+    expect(commands).toEqual(['find']);
+    expect(response?.headers.getSetCookie()).toEqual([]);
+  });
+
+  it('counts across requests and writes once per change', async () => {
+    const cookie = cookieOf(await app().request('https://app.example/text'));
+    for (let visit = 2; visit <= 4; visit++) {
+      let body = '';
+      const commands = await t.commands.during(async () => {
+        body = await (await app().request('https://app.example/text', { headers: { cookie } })).text();
+      });
+      expect(body).toBe(String(visit));
+      expect(commands).toEqual(['find', 'update']);
+    }
+  });
+
+  it('does not save when the handler throws', async () => {
+    const cookie = cookieOf(await app().request('https://app.example/text'));
+    const commands = await t.commands.during(async () => {
+      const response = await app().request('https://app.example/throws', { headers: { cookie } });
+      expect(response.status).toBe(500);
+      expect(response.headers.getSetCookie()).toEqual([]);
+    });
+    expect(commands).toEqual(['find']);
+    expect(await (await app().request('https://app.example/read', { headers: { cookie } })).text()).toBe('1');
+  });
+
+  it('shares the registry with handlers that call the store with c.req and save to the Context', async () => {
+    const direct = new Hono<SessionEnv<{ visits: number }>>();
+    direct.use(sessions(store, { name: 'sid' }));
+    direct.get('/', async (c) => {
+      const session = await store.get(c.req, 'sid');
+      expect(session).toBe(c.get('session'));
+      const other = await store.get(c.req, 'other');
+      other.values.visits = 9;
+      await store.save(c.req, c, other);
+      return c.text('ok');
+    });
+    const response = await direct.request('https://app.example/');
+    expect(response.headers.getSetCookie().map((c) => c.split('=')[0])).toEqual(['other']);
+  });
+
+  it('stores a new session only once it holds values, unless saveUninitialized', async () => {
+    const empty = new Hono<SessionEnv<{ visits: number }>>();
+    empty.use(sessions(store, { name: 'sid' }));
+    empty.get('/', (c) => c.text('hi'));
+    const commands = await t.commands.during(async () => {
+      expect((await empty.request('https://app.example/')).headers.getSetCookie()).toEqual([]);
+    });
+    expect(commands).toEqual([]);
+
+    const eager = new Hono<SessionEnv<{ visits: number }>>();
+    eager.use(sessions(store, { name: 'sid', saveUninitialized: true }));
+    eager.get('/', (c) => c.text('hi'));
+    const response = await eager.request('https://app.example/');
+    expect(cookieOf(response)).toMatch(/^sid=Fe26/);
+  });
+
+  it('types the session on the context', () => {
+    const typed = new Hono<SessionEnv<{ visits: number }>>();
+    typed.get('/', (c) => {
+      expectTypeOf(c.get('session').values.visits).toEqualTypeOf<number | undefined>();
+      return c.text('');
+    });
+  });
+});
