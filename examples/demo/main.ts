@@ -1,17 +1,43 @@
 /**
- * The demo app's entry point. For now it resolves the same MongoDB-compatible
- * server as the tests, proves the connection, prints which server it used and
- * exits; the full demo comes with the Hono integration.
+ * `npm start`: the demo app on @hono/node-server.
+ *
+ * Environment: MONGODB_URI (else the same embedded server as the tests),
+ * MONGOSTORE_KEYS (see keys.ts), MONGOSTORE_DB (default 'mongostore_demo'),
+ * PORT (default 3000; 0 picks a free one), HOST (default 127.0.0.1).
+ * SIGINT and SIGTERM shut down gracefully: stop accepting requests, stop the
+ * cleanup loop, close the client, stop an embedded server.
  */
+import { serve } from '@hono/node-server';
 import { MongoClient } from 'mongodb';
+import { MongoStore } from '../../src/index.ts';
 import { resolveMongoServer } from '../../test/mongo-server.ts';
+import { createApp, type DemoValues } from './app.ts';
+import { keyPairsFromEnvironment } from './keys.ts';
 
-const server = await resolveMongoServer();
-const client = new MongoClient(server.uri);
-try {
-  const { ok } = await client.db('admin').command({ ping: 1 });
-  console.log(`MongoDB server: ${server.description} (ping ok=${ok})`);
-} finally {
-  await client.close();
-  await server.stop();
+const keyPairs = keyPairsFromEnvironment(process.env.MONGOSTORE_KEYS, (message) => console.warn(message));
+const mongo = await resolveMongoServer();
+console.log(`MongoDB server: ${mongo.description}`);
+const client = new MongoClient(mongo.uri);
+const store = new MongoStore<DemoValues>(client.db(process.env.MONGOSTORE_DB ?? 'mongostore_demo'), { keyPairs });
+await store.init();
+
+const shutdown = new AbortController();
+const cleaning = store.startAutoClean(shutdown.signal, 60_000);
+const server = serve(
+  { fetch: createApp(store).fetch, port: Number(process.env.PORT ?? 3000), hostname: process.env.HOST ?? '127.0.0.1' },
+  (info) => console.log(`Listening on http://localhost:${info.port}`),
+);
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.log(`${signal}: shutting down`);
+    shutdown.abort();
+  });
 }
+shutdown.signal.addEventListener('abort', () => {
+  server.close();
+  void cleaning
+    .then(() => client.close())
+    .then(() => mongo.stop())
+    .then(() => console.log('Stopped.'));
+});

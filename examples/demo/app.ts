@@ -1,0 +1,107 @@
+/**
+ * The demo app: sign in, a visit counter, flashes, sign out, sign out
+ * everywhere, and the active-session metrics. Pages are plain server-rendered
+ * HTML; Hono's html helper escapes every interpolated value.
+ */
+import { Hono } from 'hono';
+import { html } from 'hono/html';
+import type { HtmlEscapedString } from 'hono/utils/html';
+import type { MongoStore } from '../../src/index.ts';
+import { type SessionEnv, sessions } from '../../src/hono.ts';
+
+/** What the demo keeps in a session. */
+export interface DemoValues extends Record<string, unknown> {
+  user: string;
+  provider: 'password';
+  visits: number;
+}
+
+export const cookieName = 'sid';
+const provider = 'password';
+
+export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoValues>> {
+  const app = new Hono<SessionEnv<DemoValues>>();
+  app.use(sessions(store, { name: cookieName }));
+
+  app.get('/', (c) => {
+    const session = c.get('session');
+    const flashes = session.flashes<string>();
+    const { user } = session.values;
+    if (user === undefined) {
+      return c.html(page('Sign in', flashes, html`
+        <form method="post" action="/login">
+          <label>User name <input name="user" required maxlength="64" autofocus></label>
+          <button type="submit">Sign in</button>
+        </form>`));
+    }
+    session.values.visits = (session.values.visits ?? 0) + 1;
+    return c.html(page(`Hello, ${user}`, flashes, html`
+      <p>Signed in as <strong id="user">${user}</strong> (provider ${session.values.provider}).</p>
+      <p>Visits in this session: <strong id="visits">${session.values.visits}</strong></p>
+      <form method="post" action="/logout"><button type="submit">Sign out</button></form>
+      <form method="post" action="/logout-everywhere"><button type="submit">Sign out everywhere</button></form>
+      <p><a href="/admin/sessions">Active sessions</a> · <a href="/metrics">Metrics</a></p>`));
+  });
+
+  app.post('/login', async (c) => {
+    const body = await c.req.parseBody();
+    const user = typeof body.user === 'string' ? body.user.trim() : '';
+    const session = c.get('session');
+    if (user === '' || user.length > 64) {
+      session.addFlash('Please enter a user name of 1 to 64 characters.');
+      return c.redirect('/', 303);
+    }
+    // A new id on sign-in: a session id planted before login is worthless after it.
+    session.regenerate();
+    session.values = { user, provider, visits: 0 };
+    session.addFlash(`Welcome, ${user}!`);
+    return c.redirect('/', 303);
+  });
+
+  app.post('/logout', (c) => {
+    c.get('session').destroy();
+    return c.redirect('/', 303);
+  });
+
+  app.post('/logout-everywhere', async (c) => {
+    const session = c.get('session');
+    if (session.values.user !== undefined) await store.expireSessions(session.values.user, provider);
+    session.destroy();
+    return c.redirect('/', 303);
+  });
+
+  app.get('/admin/sessions', async (c) => c.json({ active: await store.getActiveSessionsCount() }));
+
+  app.get('/metrics', async (c) => {
+    const active = await store.getActiveSessionsCount();
+    return c.text(
+      '# HELP sessions_active Sessions that have not expired.\n' +
+        '# TYPE sessions_active gauge\n' +
+        `sessions_active ${active}\n`,
+      200,
+      { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' },
+    );
+  });
+
+  return app;
+}
+
+function page(title: string, flashes: string[], body: HtmlEscapedString | Promise<HtmlEscapedString>) {
+  return html`<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <title>${title} · mongostore demo</title>
+    <style>
+      body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; }
+      .flash { background: #e8f5e9; border: 1px solid #a5d6a7; padding: .5rem 1rem; }
+      form { display: inline-block; margin: .5rem .5rem .5rem 0; }
+    </style>
+  </head>
+  <body>
+    <h1>${title}</h1>
+    ${flashes.map((message) => html`<p class="flash" role="status">${message}</p>`)}
+    ${body}
+  </body>
+</html>`;
+}

@@ -1,0 +1,167 @@
+/**
+ * The demo app (`npm start`'s program) in a real browser: Debian's Chromium
+ * driven by playwright-core, against the app on loopback and the test run's
+ * MongoDB server. Served on http://localhost, which browsers treat as a
+ * trustworthy origin, so the Secure cookie default stays on.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { MongoClient } from 'mongodb';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const outputDir = join(import.meta.dirname, '..', '..', 'test-results');
+const database = `demo_e2e_${randomBytes(4).toString('hex')}`;
+
+let app: ChildProcess;
+let appOutput = '';
+let baseUrl: string;
+let browser: Browser;
+let client: MongoClient;
+
+beforeAll(async () => {
+  if (!existsSync(chromiumPath)) {
+    throw new Error(
+      `No Chromium at ${chromiumPath}: install Debian's chromium and chromium-driver packages ` +
+        '(bash scripts/setup.sh does), or set CHROMIUM_PATH.',
+    );
+  }
+  const uri = inject('mongoUri');
+  client = new MongoClient(uri);
+  app = spawn(process.execPath, ['--import', 'tsx', 'examples/demo/main.ts'], {
+    env: {
+      ...process.env,
+      MONGODB_URI: uri,
+      MONGOSTORE_DB: database,
+      MONGOSTORE_KEYS: randomBytes(32).toString('base64url'),
+      PORT: '0',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  app.stderr?.on('data', (chunk: Buffer) => {
+    appOutput += chunk.toString();
+  });
+  baseUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the demo did not start:\n${appOutput}`)), 30_000);
+    createInterface({ input: app.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      appOutput += `${line}\n`;
+      const match = /^Listening on (http:\/\/localhost:\d+)/.exec(line);
+      if (match?.[1]) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    });
+    app.once('exit', (code) => reject(new Error(`the demo exited with ${code}:\n${appOutput}`)));
+  });
+
+  // launch() starts Chromium on a fresh temporary profile (user-data dir) of its own.
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  if (app && app.exitCode === null) {
+    const exited = new Promise((resolve) => app.once('exit', resolve));
+    app.kill('SIGTERM');
+    await exited;
+  }
+  await client?.db(database).dropDatabase().catch(() => {});
+  await client?.close();
+});
+
+async function signIn(context: BrowserContext, user: string): Promise<Page> {
+  const page = await context.newPage();
+  await page.goto(baseUrl);
+  await page.fill('input[name=user]', user);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#user');
+  return page;
+}
+
+const sessions = () => client.db(database).collection<{ _id: string; user?: string }>('sessions');
+
+describe('the demo app in Chromium', () => {
+  it('signs in with a flash, counts visits, and keeps only a sealed token in a secure cookie', async () => {
+    const context = await browser.newContext();
+    const page = await signIn(context, 'alice');
+    expect(await page.textContent('#user')).toBe('alice');
+    expect(await page.textContent('.flash')).toBe('Welcome, alice!');
+    expect(await page.textContent('#visits')).toBe('1');
+
+    await page.reload();
+    expect(await page.textContent('#visits')).toBe('2');
+    expect(await page.locator('.flash').count()).toBe(0);
+
+    const [cookie, ...others] = await context.cookies();
+    expect(others).toEqual([]);
+    expect(cookie).toMatchObject({ name: 'sid', httpOnly: true, secure: true, sameSite: 'Lax', path: '/' });
+    expect(cookie?.value).toMatch(/^Fe26\.2\*/);
+    const docs = await sessions().find({ user: 'alice' }).toArray();
+    expect(docs).toHaveLength(1);
+    expect(cookie?.value).not.toContain(docs[0]?._id);
+    expect(cookie?.value).not.toContain('alice');
+
+    await mkdir(outputDir, { recursive: true });
+    await page.screenshot({ path: join(outputDir, 'demo-signed-in.png'), fullPage: true });
+    await context.close();
+  });
+
+  it('signs a user out everywhere from a second browser', async () => {
+    const first = await browser.newContext();
+    const second = await browser.newContext();
+    const firstPage = await signIn(first, 'carol');
+    const secondPage = await signIn(second, 'carol');
+    expect(await sessions().countDocuments({ user: 'carol' })).toBe(2);
+
+    await secondPage.click('text=Sign out everywhere');
+    await secondPage.waitForSelector('input[name=user]');
+    await firstPage.reload();
+    expect(await firstPage.locator('input[name=user]').count()).toBe(1);
+    expect(await sessions().countDocuments({ user: 'carol' })).toBe(0);
+    await first.close();
+    await second.close();
+  });
+
+  it('signs out: the cookie is gone and the document deleted', async () => {
+    const context = await browser.newContext();
+    const page = await signIn(context, 'bob');
+    expect(await sessions().countDocuments({ user: 'bob' })).toBe(1);
+    await page.click('text=Sign out');
+    await page.waitForSelector('input[name=user]');
+    expect(await context.cookies()).toEqual([]);
+    expect(await sessions().countDocuments({ user: 'bob' })).toBe(0);
+    await context.close();
+  });
+
+  it('serves the metrics', async () => {
+    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
+    expect(metrics).toMatch(/^# TYPE sessions_active gauge$/m);
+    const active = Number(/^sessions_active (\d+)$/m.exec(metrics)?.[1]);
+    expect(active).toBe(await sessions().countDocuments({ expiresAt: { $gt: new Date() } }));
+    expect(await (await fetch(`${baseUrl}/admin/sessions`)).json()).toEqual({ active });
+  });
+
+  it('shuts down gracefully on SIGTERM', async () => {
+    const exited = new Promise<number | null>((resolve) => app.once('exit', resolve));
+    app.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(appOutput).toContain('Stopped.');
+  });
+});
