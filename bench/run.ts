@@ -1,0 +1,340 @@
+/**
+ * `npm run bench`: every contender, every scenario, one run, one server.
+ *
+ * HTTP scenarios (1 new visitor, 2 returning read-only, 3 read-modify-write)
+ * run each contender in a server process of its own and drive it from here
+ * at concurrency 1 and 32. Database scenarios (4 forced logout, 5 active
+ * count, 6 cleanup) call the stores directly. Results: a table on stdout,
+ * bench/results/latest.json and bench/results/latest.md.
+ *
+ * Environment: BENCH_REQUESTS (per measurement, default 2000),
+ * BENCH_SESSIONS (documents for scenarios 4-6, default 100000),
+ * BENCH_CONTENDERS (comma-separated subset), MONGODB_URI as for the tests.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import MongoConnect from 'connect-mongo';
+import { Binary, type Collection, type Db, MongoClient } from 'mongodb';
+import { MongoStore } from '../src/index.ts';
+import { resolveMongoServer } from '../test/mongo-server.ts';
+import { CommandLog } from '../test/support/commands.ts';
+import { contenders, type HttpScenario } from './contenders.ts';
+import { control, drive } from './load.ts';
+
+const requests = Number(process.env.BENCH_REQUESTS ?? 2000);
+const documents = Number(process.env.BENCH_SESSIONS ?? 100_000);
+const concurrencies = [1, 32] as const;
+const cookiePool = 256;
+const selected = process.env.BENCH_CONTENDERS?.split(',') ?? Object.keys(contenders);
+const scenarioNames: Record<HttpScenario, string> = {
+  new: '1 new visitor',
+  read: '2 returning, read-only',
+  incr: '3 returning, read-modify-write',
+};
+const reads = new Set(['find', 'aggregate', 'count', 'getMore']);
+const writes = new Set(['insert', 'update', 'delete', 'findAndModify']);
+
+interface HttpRow {
+  contender: string;
+  scenario: HttpScenario;
+  concurrency: number;
+  requests: number;
+  failures: number;
+  rps: number;
+  cpuMicrosPerRequest: number;
+  sessionCpuMicrosPerRequest: number | null;
+  p50Ms: number;
+  p99Ms: number;
+  readsPerRequest: number;
+  writesPerRequest: number;
+  commandsPerRequest: Record<string, number>;
+}
+
+interface DbRow {
+  scenario: string;
+  contender: string;
+  runs: number;
+  medianMs: number;
+  commandsPerOp: Record<string, number>;
+  affected: number;
+}
+
+const mongo = await resolveMongoServer();
+console.log(`MongoDB server: ${mongo.description}`);
+console.log(`${requests} requests per measurement, concurrency ${concurrencies.join(' and ')}, ${cpus().length} CPUs\n`);
+const runId = randomBytes(3).toString('hex');
+
+try {
+  const httpRows: HttpRow[] = [];
+  for (const name of selected) httpRows.push(...(await benchHttp(name)));
+  fillSessionCost(httpRows);
+  const dbRows = await benchDatabase();
+  const report = render(httpRows, dbRows);
+  console.log(report);
+  const dir = join(import.meta.dirname, 'results');
+  await mkdir(dir, { recursive: true });
+  const meta = { date: new Date().toISOString(), server: mongo.description, requests, documents, node: process.version, cpus: cpus().length };
+  await writeFile(join(dir, 'latest.json'), `${JSON.stringify({ meta, http: httpRows, database: dbRows }, null, 2)}\n`);
+  await writeFile(join(dir, 'latest.md'), `# Benchmark results\n\n${metaLines(meta)}\n\n${report}\n`);
+} finally {
+  await mongo.stop();
+}
+
+async function benchHttp(name: string): Promise<HttpRow[]> {
+  const contender = contenders[name];
+  if (!contender) throw new Error(`unknown contender ${name}`);
+  const database = `bench_${runId}_${name.replace(/\W/g, '_')}`;
+  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'server.ts'), name, mongo.uri, database], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const port = await readyPort(child);
+    const rows: HttpRow[] = [];
+    const pool = (await drive({ port, path: '/new', requests: cookiePool, concurrency: 8 })).cookies;
+    if (contender.baseline !== null && pool.length < cookiePool) {
+      throw new Error(`${name}: /new set ${pool.length} cookies for ${cookiePool} requests`);
+    }
+    for (const scenario of contender.scenarios) {
+      for (const concurrency of concurrencies) {
+        const cookies = scenario === 'new' ? undefined : pool;
+        const path = `/${scenario}`;
+        // Warm up with every cookie of the pool at least once: a returning
+        // visitor's steady state, the same for every contender.
+        await drive({ port, path, requests: Math.max(cookiePool, requests / 4), concurrency, cookies });
+        await control(port, '/__bench/reset');
+        const run = await drive({ port, path, requests, concurrency, cookies });
+        const stats = JSON.parse(await control(port, '/__bench/stats')) as { cpuMicros: number; commands: string[] };
+        const byName: Record<string, number> = {};
+        for (const command of stats.commands) byName[command] = (byName[command] ?? 0) + 1 / requests;
+        const sorted = [...run.latencies].sort((a, b) => a - b);
+        rows.push({
+          contender: name,
+          scenario,
+          concurrency,
+          requests,
+          failures: run.failures,
+          rps: requests / (run.wallMs / 1000),
+          cpuMicrosPerRequest: stats.cpuMicros / requests,
+          sessionCpuMicrosPerRequest: null,
+          p50Ms: percentile(sorted, 0.5),
+          p99Ms: percentile(sorted, 0.99),
+          readsPerRequest: stats.commands.filter((c) => reads.has(c)).length / requests,
+          writesPerRequest: stats.commands.filter((c) => writes.has(c)).length / requests,
+          commandsPerRequest: byName,
+        });
+        process.stderr.write(`  ${name} ${scenario} c=${concurrency}: ${Math.round(requests / (run.wallMs / 1000))} req/s\n`);
+      }
+    }
+    return rows;
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const client = new MongoClient(mongo.uri);
+    await client.db(database).dropDatabase().catch(() => {});
+    await client.close();
+  }
+}
+
+/** The session's own cost: CPU per request minus the same framework's bare app. */
+function fillSessionCost(rows: HttpRow[]): void {
+  for (const row of rows) {
+    const baseline = contenders[row.contender]?.baseline;
+    if (!baseline) continue;
+    const bare = rows.find((r) => r.contender === baseline && r.scenario === row.scenario && r.concurrency === row.concurrency);
+    if (bare) row.sessionCpuMicrosPerRequest = row.cpuMicrosPerRequest - bare.cpuMicrosPerRequest;
+  }
+}
+
+async function benchDatabase(): Promise<DbRow[]> {
+  const client = new MongoClient(mongo.uri, { monitorCommands: true });
+  const commands = new CommandLog();
+  client.on('commandStarted', (event) => commands.record(event));
+  const db = client.db(`bench_${runId}_db`);
+  const rows: DbRow[] = [];
+  const keyPairs = [{ authentication: randomBytes(32) }];
+  try {
+    const measure = async (scenario: string, contender: string, runs: number, prepare: () => Promise<unknown>, op: () => Promise<number>) => {
+      const times: number[] = [];
+      let perOp: Record<string, number> = {};
+      let affected = 0;
+      for (let i = 0; i < runs; i++) {
+        await prepare();
+        commands.reset();
+        const began = performance.now();
+        affected = await op();
+        times.push(performance.now() - began);
+        perOp = {};
+        for (const name of commands.names()) perOp[name] = (perOp[name] ?? 0) + 1;
+      }
+      rows.push({ scenario, contender, runs, medianMs: percentile(times.sort((a, b) => a - b), 0.5), commandsPerOp: perOp, affected });
+      process.stderr.write(`  ${scenario} ${contender}: ${Math.round(percentile(times, 0.5))} ms\n`);
+    };
+
+    // 4: forced logout of one user holding 10% of the sessions.
+    const s4 = db.collection<SeedDoc>('s4');
+    const store4 = new MongoStore(db, { keyPairs, collection: 's4' });
+    await store4.init();
+    const targetCount = Math.round(documents / 10);
+    await seed(s4, documents - targetCount, () => ({ user: `u${randomBytes(4).toString('hex')}`, expired: false }));
+    const reseedTarget = () => seed(s4, targetCount, () => ({ user: 'target', expired: false }));
+    const s4name = `4 forced logout (${targetCount} of ${documents})`;
+    await measure(s4name, 'mongostore', 3, reseedTarget, () => store4.expireSessions('target', 'password'));
+    await measure(s4name, 'floor', 3, reseedTarget, async () => (await s4.deleteMany({ user: 'target', provider: 'password' })).deletedCount);
+
+    // 5: active count with 10% expired.
+    const s5 = db.collection<SeedDoc>('s5');
+    const store5 = new MongoStore(db, { keyPairs, collection: 's5' });
+    await store5.init();
+    await seed(s5, documents, (i) => ({ user: 'u', expired: i % 10 === 0 }));
+    const s5name = `5 active count (${documents}, 10% expired)`;
+    const none = async () => {};
+    await measure(s5name, 'mongostore', 5, none, () => store5.getActiveSessionsCount());
+    await measure(s5name, 'floor', 5, none, () => s5.countDocuments({ expiresAt: { $gt: new Date() } }));
+    const connect = await connectMongoCount(client, db, documents);
+    await measure(s5name, 'connect-mongo', 5, none, connect);
+
+    // 6: cleanup of expired sessions.
+    const s6 = db.collection<SeedDoc>('s6');
+    const store6 = new MongoStore(db, { keyPairs, collection: 's6', onError: () => {} });
+    await store6.init();
+    const seedExpired = () => seed(s6, documents, () => ({ user: 'u', expired: true }));
+    const s6name = `6 cleanup (${documents} expired)`;
+    await measure(s6name, 'mongostore', 1, seedExpired, async () => {
+      const stop = new AbortController();
+      const loop = store6.startAutoClean(stop.signal, 1);
+      while ((await s6.estimatedDocumentCount()) > 0) await new Promise((r) => setTimeout(r, 5));
+      stop.abort();
+      await loop;
+      commands.events.splice(0, commands.events.length, ...commands.events.filter((e) => e.commandName === 'delete'));
+      return documents;
+    });
+    await measure(s6name, 'floor', 1, seedExpired, async () => (await s6.deleteMany({ expiresAt: { $lte: new Date() } })).deletedCount);
+    return rows;
+  } finally {
+    await db.dropDatabase().catch(() => {});
+    await client.close();
+  }
+}
+
+interface SeedDoc {
+  _id: string;
+  data: Binary;
+  expiresAt: Date;
+  user: string;
+  provider: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+async function seed(docs: Collection<SeedDoc>, count: number, shape: (i: number) => { user: string; expired: boolean }): Promise<void> {
+  const now = Date.now();
+  const data = new Binary(Buffer.from('{"visits":1}'));
+  for (let start = 0; start < count; start += 5000) {
+    const batch: SeedDoc[] = [];
+    for (let i = start; i < Math.min(count, start + 5000); i++) {
+      const { user, expired } = shape(i);
+      batch.push({
+        _id: randomBytes(32).toString('base64url'),
+        data,
+        expiresAt: new Date(now + (expired ? -60_000 : 3_600_000)),
+        user,
+        provider: 'password',
+        createdAt: new Date(now),
+        updatedAt: new Date(now),
+      });
+    }
+    await docs.insertMany(batch, { ordered: false });
+  }
+}
+
+/** connect-mongo's own count (express-session's `store.length`) over documents in its format. */
+async function connectMongoCount(client: MongoClient, db: Db, count: number): Promise<() => Promise<number>> {
+  const collectionName = 's5_connect';
+  const docs = db.collection<{ _id: string; session: string; expires: Date }>(collectionName);
+  const now = Date.now();
+  for (let start = 0; start < count; start += 5000) {
+    await docs.insertMany(
+      Array.from({ length: Math.min(5000, count - start) }, (_, j) => ({
+        _id: randomBytes(24).toString('base64url'),
+        session: '{"cookie":{},"visits":1}',
+        expires: new Date(now + ((start + j) % 10 === 0 ? -60_000 : 3_600_000)),
+      })),
+    );
+  }
+  const store = MongoConnect.create({ client, dbName: db.databaseName, collectionName, autoRemove: 'disabled' });
+  return () =>
+    new Promise((resolve, reject) => store.length((error, length) => (error ? reject(error as Error) : resolve(length ?? 0))));
+}
+
+function readyPort(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (line) => {
+      const match = /^ready (\d+)$/.exec(line);
+      if (match) resolve(Number(match[1]));
+      else reject(new Error(`unexpected output from the bench server: ${line}`));
+    });
+    child.once('exit', (code) => reject(new Error(`the bench server exited with ${code}`)));
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
+}
+
+function metaLines(meta: Record<string, unknown>): string {
+  return Object.entries(meta).map(([key, value]) => `- ${key}: ${String(value)}`).join('\n');
+}
+
+function render(http: HttpRow[], db: DbRow[]): string {
+  const n = (value: number | null, digits = 0) => (value === null || Number.isNaN(value) ? 'n/a' : value.toFixed(digits));
+  const commandList = (counts: Record<string, number>, digits: number) =>
+    Object.entries(counts).map(([name, count]) => `${name} ${count.toFixed(digits)}`).join(', ') || 'none';
+  const lines: string[] = [];
+  for (const scenario of Object.keys(scenarioNames) as HttpScenario[]) {
+    for (const concurrency of concurrencies) {
+      lines.push(`### Scenario ${scenarioNames[scenario]}, concurrency ${concurrency}`, '');
+      lines.push('| contender | req/s | CPU µs/req | session CPU µs/req | p50 ms | p99 ms | reads/req | writes/req | commands/req |');
+      lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+      for (const row of http.filter((r) => r.scenario === scenario && r.concurrency === concurrency)) {
+        const label = contenders[row.contender]?.label ?? row.contender;
+        const failed = row.failures > 0 ? ` (${row.failures} failed)` : '';
+        lines.push(
+          `| ${label}${failed} | ${n(row.rps)} | ${n(row.cpuMicrosPerRequest)} | ${n(row.sessionCpuMicrosPerRequest)} | ${n(row.p50Ms, 2)} | ${n(row.p99Ms, 2)} | ${n(row.readsPerRequest, 2)} | ${n(row.writesPerRequest, 2)} | ${commandList(row.commandsPerRequest, 2)} |`,
+        );
+      }
+      lines.push('', ...ratios(http, scenario, concurrency), '');
+    }
+  }
+  lines.push('### Database scenarios', '');
+  lines.push('| scenario | contender | median ms | commands per operation | documents |');
+  lines.push('|---|---|---:|---|---:|');
+  for (const row of db) {
+    lines.push(`| ${row.scenario} | ${row.contender} | ${n(row.medianMs, 1)} | ${commandList(row.commandsPerOp, 0)} | ${row.affected} |`);
+  }
+  return lines.join('\n');
+}
+
+/** mongostore's session cost and throughput against the floor and each peer. */
+function ratios(http: HttpRow[], scenario: HttpScenario, concurrency: number): string[] {
+  const row = (name: string) => http.find((r) => r.contender === name && r.scenario === scenario && r.concurrency === concurrency);
+  const out: string[] = [];
+  for (const ours of ['mongostore-hono', 'mongostore-plain']) {
+    const mine = row(ours);
+    if (!mine?.sessionCpuMicrosPerRequest) continue;
+    const parts: string[] = [];
+    for (const other of ['floor', 'express-session', 'hono-sessions']) {
+      const theirs = row(other);
+      if (!theirs?.sessionCpuMicrosPerRequest) continue;
+      parts.push(
+        `${other}: session CPU ×${(mine.sessionCpuMicrosPerRequest / theirs.sessionCpuMicrosPerRequest).toFixed(2)}, req/s ×${(mine.rps / theirs.rps).toFixed(2)}`,
+      );
+    }
+    if (parts.length > 0) out.push(`- ${ours} vs ${parts.join('; ')}`);
+  }
+  return out;
+}
