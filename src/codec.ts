@@ -132,8 +132,18 @@ export class CookieCodec {
     }
     if (!isPayload(payload)) return { ok: false, reason: 'malformed' };
 
-    // iron has verified the token, so its fields can be trusted now.
-    const [, passwordId = '', , , , expiration = ''] = value.split('*');
+    // iron has verified the token, so its fields can be trusted now, except
+    // two that its MAC does not cover: the HMAC salt (ignored for byte keys)
+    // and the unused low bits of the HMAC's last base64url character. Only
+    // the canonical form this codec writes is accepted, so no altered token is.
+    const [, passwordId = '', , , , expiration = '', hmacSalt = '', hmac = ''] = value.split('*');
+    const integrity = this.#passwords[passwordId]?.integrity;
+    if (
+      (integrity instanceof Uint8Array && hmacSalt !== '') ||
+      Buffer.from(hmac, 'base64url').toString('base64url') !== hmac
+    ) {
+      return { ok: false, reason: 'tampered' };
+    }
     const entry: CacheEntry = {
       name: payload.n,
       id: payload.i,

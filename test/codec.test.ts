@@ -87,6 +87,25 @@ describe('CookieCodec', () => {
     });
   });
 
+  it('refuses altered fields that iron does not authenticate', async () => {
+    const codec = new CookieCodec([key], 0);
+    const sealed = await codec.seal('sid', id, 60_000);
+    const parts = sealed.split('*');
+    expect(parts[6]).toBe(''); // byte keys: no HMAC salt
+    const withSalt = [...parts.slice(0, 6), 'A', parts[7]].join('*');
+    expect(await iron.unseal(withSalt, { [parts[1] as string]: { integrity: key.authentication, encryption: key.encryption } }, iron.defaults)).toBeTruthy();
+    expect(await codec.unseal('sid', withSalt)).toEqual({ ok: false, reason: 'tampered' });
+
+    // The HMAC's last character carries 2 unused bits: flipping them keeps the bytes.
+    const hmac = parts[7] as string;
+    const last = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const index = last.indexOf(hmac.slice(-1));
+    const variant = hmac.slice(0, -1) + (last[index ^ 1] as string);
+    expect(Buffer.from(variant, 'base64url')).toEqual(Buffer.from(hmac, 'base64url'));
+    expect(await codec.unseal('sid', [...parts.slice(0, 7), variant].join('*'))).toEqual({ ok: false, reason: 'tampered' });
+    expect((await codec.unseal('sid', sealed)).ok).toBe(true);
+  });
+
   it('refuses a well-sealed payload that is not a session id', async () => {
     const codec = new CookieCodec([key], 10);
     const passwordId = (await codec.seal('sid', id, 1000)).split('*')[1] as string;

@@ -1,0 +1,76 @@
+/**
+ * Concurrent saves: distinct sessions never collide or lose updates; one
+ * session written concurrently is last-write-wins over its whole values.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { MongoStore } from '../../src/index.ts';
+import { openTestDatabase, type TestDatabase } from '../support/database.ts';
+import { onlyCookie, randomKey, requestWith } from '../support/http.ts';
+
+let t: TestDatabase;
+let store: MongoStore<{ n: number; writer: number }>;
+beforeAll(async () => {
+  t = await openTestDatabase();
+  store = new MongoStore(t.db, { keyPairs: [{ authentication: randomKey() }] });
+  await store.init();
+});
+afterAll(async () => {
+  await t.close();
+});
+
+async function create(n: number): Promise<string> {
+  const req = requestWith();
+  const session = await store.get(req, 'sid');
+  session.values.n = n;
+  const headers = new Headers();
+  await store.save(req, headers, session);
+  return onlyCookie(headers).value;
+}
+
+async function increment(cookie: string, writer = 0): Promise<void> {
+  const req = requestWith({ sid: cookie });
+  const session = await store.get(req, 'sid');
+  session.values.n = (session.values.n ?? 0) + 1;
+  session.values.writer = writer;
+  await store.save(req, new Headers(), session);
+}
+
+it('saves 1,000 concurrent new sessions as 1,000 documents with distinct ids', async () => {
+  const before = await t.db.collection('sessions').countDocuments();
+  const cookies = await Promise.all(Array.from({ length: 1000 }, (_, i) => create(i)));
+  const sessions = await Promise.all(cookies.map((cookie) => store.get(requestWith({ sid: cookie }), 'sid')));
+  const ids = new Set(sessions.map((session) => session.id));
+  console.log(`concurrency: 1000 concurrent creations -> ${ids.size} distinct ids`);
+  expect(ids.size).toBe(1000);
+  expect(sessions.map((session) => session.values.n)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+  expect((await t.db.collection('sessions').countDocuments()) - before).toBe(1000);
+});
+
+it('loses no update across 200 concurrent read-modify-writes on 200 sessions', async () => {
+  const cookies = await Promise.all(Array.from({ length: 200 }, () => create(1)));
+  await Promise.all(cookies.map((cookie) => increment(cookie)));
+  const values = await Promise.all(cookies.map(async (cookie) => (await store.get(requestWith({ sid: cookie }), 'sid')).values.n));
+  expect(values).toEqual(Array.from({ length: 200 }, () => 2));
+});
+
+it('concurrent writes to one session: the last save wins, whole values, no merge', async () => {
+  const cookie = await create(1);
+  // Ten requests read n = 1 at the same time and each saves n = 2 with its own writer.
+  const requests = Array.from({ length: 10 }, () => requestWith({ sid: cookie }));
+  const sessions = await Promise.all(requests.map((req) => store.get(req, 'sid')));
+  sessions.forEach((session, writer) => {
+    session.values.n = (session.values.n ?? 0) + 1;
+    session.values.writer = writer;
+  });
+  const order: number[] = [];
+  await Promise.all(
+    sessions.map(async (session, writer) => {
+      await store.save(requests[writer] as Request, new Headers(), session);
+      order.push(writer);
+    }),
+  );
+  const final = (await store.get(requestWith({ sid: cookie }), 'sid')).values;
+  console.log(`concurrency: 10 concurrent increments of one session from 1 -> ${final.n} (last writer ${final.writer})`);
+  expect(final.n).toBe(2);
+  expect(order).toContain(final.writer);
+});

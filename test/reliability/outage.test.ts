@@ -1,0 +1,105 @@
+/**
+ * A database outage: the test owns its own FerretDB process, stops it in the
+ * middle of the run and starts it again on the same data and address.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MongoClient } from 'mongodb';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { MongoDBStore, MongoStore, SessionStoreError } from '../../src/index.ts';
+import { type FerretDBServer, startFerretDB } from '../mongo-server.ts';
+import { onlyCookie, randomKey, requestWith } from '../support/http.ts';
+
+const serverSelectionTimeoutMS = 1500;
+let dataDir: string;
+let server: FerretDBServer;
+let client: MongoClient;
+const unhandled: unknown[] = [];
+const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+beforeAll(async () => {
+  process.on('unhandledRejection', onUnhandled);
+  dataDir = await mkdtemp(join(tmpdir(), 'mongostore-outage-'));
+  server = await startFerretDB({ dataDir });
+  client = new MongoClient(server.uri, { serverSelectionTimeoutMS });
+}, 120_000);
+
+afterAll(async () => {
+  process.off('unhandledRejection', onUnhandled);
+  await client?.close();
+  await server?.stop();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+it('fails clearly while the server is down, loses nothing, and recovers without new instances', async () => {
+  const db = client.db('outage');
+  const cleanErrors: unknown[] = [];
+  const tokenErrors: unknown[] = [];
+  const store = new MongoStore(db, { keyPairs: [{ authentication: randomKey() }], onError: (e) => cleanErrors.push(e) });
+  const tokens = new MongoDBStore(db, { cleanupInterval: 100, onError: (e) => tokenErrors.push(e) });
+  await store.init();
+  await tokens.init();
+
+  const cookies: string[] = [];
+  for (let i = 0; i < 1000; i += 50) {
+    await Promise.all(
+      Array.from({ length: 50 }, async (_, j) => {
+        const req = requestWith();
+        const session = await store.get(req, 'sid');
+        session.values.n = i + j;
+        const headers = new Headers();
+        await store.save(req, headers, session);
+        cookies[i + j] = onlyCookie(headers).value;
+      }),
+    );
+  }
+  const stopCleaning = new AbortController();
+  const cleaning = store.startAutoClean(stopCleaning.signal, 100);
+
+  await server.stop();
+
+  const began = performance.now();
+  const getError: unknown = await store.get(requestWith({ sid: cookies[0] ?? '' }), 'sid').catch((e: unknown) => e);
+  const getMs = performance.now() - began;
+  const fresh = await store.get(requestWith(), 'sid');
+  fresh.values.n = -1;
+  const saveError: unknown = await store.save(requestWith(), new Headers(), fresh).catch((e: unknown) => e);
+  const tokenError: unknown = await tokens.find('t').catch((e: unknown) => e);
+  for (const error of [getError, saveError, tokenError]) {
+    expect(error).toBeInstanceOf(SessionStoreError);
+    expect((error as Error).cause).toBeInstanceOf(Error);
+  }
+  expect(getMs).toBeLessThan(serverSelectionTimeoutMS + 2000);
+  await expect.poll(() => cleanErrors.length, { timeout: 10_000 }).toBeGreaterThan(0);
+  await expect.poll(() => tokenErrors.length, { timeout: 10_000 }).toBeGreaterThan(0);
+  const failedTicks = { autoClean: cleanErrors.length, tokenCleanup: tokenErrors.length };
+
+  server = await startFerretDB({ dataDir, address: server.address });
+
+  // The same instances work again, and nothing saved before the outage is lost.
+  let readable = 0;
+  for (let i = 0; i < cookies.length; i += 100) {
+    const loaded = await Promise.all(cookies.slice(i, i + 100).map((cookie) => store.get(requestWith({ sid: cookie }), 'sid')));
+    readable += loaded.filter((session, j) => !session.isNew && session.values.n === i + j).length;
+  }
+  expect(readable).toBe(1000);
+  expect(await store.save(requestWith(), new Headers(), fresh)).toBe('created');
+
+  // Both cleanup loops delete expired documents again.
+  const past = new Date(Date.now() - 1000);
+  await db.collection('sessions').insertOne({ _id: 'expired-after-restart' as never, expiresAt: past });
+  await tokens.commit('expired-token', new Uint8Array([1]), past);
+  await expect.poll(() => db.collection('sessions').countDocuments({ expiresAt: { $lte: new Date() } }), { timeout: 10_000 }).toBe(0);
+  await expect.poll(() => db.collection('tokens').countDocuments(), { timeout: 10_000 }).toBe(0);
+
+  stopCleaning.abort();
+  await cleaning;
+  await tokens.stopCleanup();
+  console.log(
+    `outage: 1000 sessions saved, server stopped; get rejected after ${Math.round(getMs)} ms ` +
+      `(serverSelectionTimeoutMS ${serverSelectionTimeoutMS}); failed ticks reported ${JSON.stringify(failedTicks)}; ` +
+      `after restart ${readable}/1000 readable; unhandled rejections: ${unhandled.length}`,
+  );
+  expect(unhandled).toEqual([]);
+}, 120_000);
