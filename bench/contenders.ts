@@ -14,12 +14,23 @@ import { Hono } from 'hono';
 import { getCookie, setCookie } from 'hono/cookie';
 import { CookieStore, type Session as HonoSession, sessionMiddleware } from 'hono-sessions';
 import type { Db, MongoClient } from 'mongodb';
-import { MongoStore } from '../src/index.ts';
+import type { Pool } from 'pg';
 import { type SessionEnv, sessions } from '../src/hono.ts';
+import { MongoStore } from '../src/index.ts';
+import { PostgresSessionStore } from '../src/postgres/index.ts';
+import type { SessionStore } from '../src/session-store.ts';
 
 export type Handler =
   | { kind: 'fetch'; fetch: (request: Request) => Response | Promise<Response> }
   | { kind: 'node'; listener: (req: IncomingMessage, res: ServerResponse) => void };
+
+/** The databases a contender may use, opened by the server process. */
+export interface Databases {
+  client: MongoClient;
+  db: Db;
+  /** Opened only for contenders with `usesPostgres`. */
+  pool: Pool | undefined;
+}
 
 export interface Contender {
   /** Shown in the tables. */
@@ -28,7 +39,8 @@ export interface Contender {
   baseline: 'bare-hono' | 'bare-express' | null;
   /** Which HTTP scenarios apply. */
   scenarios: readonly HttpScenario[];
-  build(client: MongoClient, db: Db): Handler | Promise<Handler>;
+  usesPostgres?: boolean;
+  build(databases: Databases): Handler | Promise<Handler>;
 }
 
 export type HttpScenario = 'new' | 'read' | 'incr';
@@ -68,22 +80,17 @@ export const contenders: Record<string, Contender> = {
     label: 'mongostore (Hono middleware)',
     baseline: 'bare-hono',
     scenarios: all,
-    build: async (_client, db) => {
-      const store = new MongoStore<Values>(db, { keyPairs: [{ authentication: randomBytes(32) }] });
-      await store.init();
-      const app = new Hono<SessionEnv<Values>>();
-      app.use(sessions(store, { name: 'sid' }));
-      app.get('/new', (c) => {
-        c.var.session.values.visits = 1;
-        return c.text('1');
-      });
-      app.get('/read', (c) => c.text(String(c.var.session.values.visits)));
-      app.get('/incr', (c) => {
-        const values = c.var.session.values;
-        values.visits = (values.visits ?? 0) + 1;
-        return c.text(String(values.visits));
-      });
-      return { kind: 'fetch', fetch: app.fetch };
+    build: async ({ db }) => middlewareApp(new MongoStore<Values>(db, { keyPairs: [{ authentication: randomBytes(32) }] })),
+  },
+
+  'postgres-hono': {
+    label: 'mongostore/postgres (Hono middleware)',
+    baseline: 'bare-hono',
+    scenarios: all,
+    usesPostgres: true,
+    build: async ({ pool }) => {
+      if (!pool) throw new Error('postgres-hono needs a PostgreSQL pool');
+      return middlewareApp(new PostgresSessionStore<Values>(pool, { keyPairs: [{ authentication: randomBytes(32) }] }));
     },
   },
 
@@ -91,7 +98,7 @@ export const contenders: Record<string, Contender> = {
     label: 'mongostore (plain get/save)',
     baseline: 'bare-hono',
     scenarios: all,
-    build: async (_client, db) => {
+    build: async ({ db }) => {
       const store = new MongoStore<Values>(db, { keyPairs: [{ authentication: randomBytes(32) }] });
       await store.init();
       const app = new Hono();
@@ -115,7 +122,7 @@ export const contenders: Record<string, Contender> = {
     label: 'express-session + connect-mongo',
     baseline: 'bare-express',
     scenarios: all,
-    build: (client, db) => {
+    build: ({ client, db }) => {
       const app = express();
       app.use(
         expressSession({
@@ -184,7 +191,7 @@ export const contenders: Record<string, Contender> = {
     label: 'floor (bare driver calls)',
     baseline: 'bare-hono',
     scenarios: all,
-    build: async (_client, db) => {
+    build: async ({ db }) => {
       interface Doc {
         _id: string;
         visits: number;
@@ -220,3 +227,21 @@ export const contenders: Record<string, Contender> = {
     },
   },
 };
+
+/** The same three routes through the `sessions()` middleware, over any backend. */
+async function middlewareApp(store: SessionStore<Values>): Promise<Handler> {
+  await store.init();
+  const app = new Hono<SessionEnv<Values>>();
+  app.use(sessions(store, { name: 'sid' }));
+  app.get('/new', (c) => {
+    c.var.session.values.visits = 1;
+    return c.text('1');
+  });
+  app.get('/read', (c) => c.text(String(c.var.session.values.visits)));
+  app.get('/incr', (c) => {
+    const values = c.var.session.values;
+    values.visits = (values.visits ?? 0) + 1;
+    return c.text(String(values.visits));
+  });
+  return { kind: 'fetch', fetch: app.fetch };
+}

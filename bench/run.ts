@@ -9,7 +9,8 @@
  *
  * Environment: BENCH_REQUESTS (per measurement, default 2000),
  * BENCH_SESSIONS (documents for scenarios 4-6, default 100000),
- * BENCH_CONTENDERS (comma-separated subset), MONGODB_URI as for the tests.
+ * BENCH_CONTENDERS (comma-separated subset), MONGODB_URI and PG_URI as for
+ * the tests.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -19,9 +20,12 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import MongoConnect from 'connect-mongo';
 import { Binary, type Collection, type Db, MongoClient } from 'mongodb';
+import pg from 'pg';
 import { MongoStore } from '../src/index.ts';
+import { PostgresSessionStore } from '../src/postgres/index.ts';
 import { resolveMongoServer } from '../test/mongo-server.ts';
-import { CommandLog } from '../test/support/commands.ts';
+import { resolvePostgresServer } from '../test/postgres-server.ts';
+import { CommandLog, recordQueries } from '../test/support/commands.ts';
 import { contenders, type HttpScenario } from './contenders.ts';
 import { control, drive } from './load.ts';
 
@@ -35,8 +39,8 @@ const scenarioNames: Record<HttpScenario, string> = {
   read: '2 returning, read-only',
   incr: '3 returning, read-modify-write',
 };
-const reads = new Set(['find', 'aggregate', 'count', 'getMore']);
-const writes = new Set(['insert', 'update', 'delete', 'findAndModify']);
+const reads = new Set(['find', 'aggregate', 'count', 'getMore', 'SELECT']);
+const writes = new Set(['insert', 'update', 'delete', 'findAndModify', 'INSERT', 'UPDATE', 'DELETE']);
 
 interface HttpRow {
   contender: string;
@@ -65,6 +69,8 @@ interface DbRow {
 
 const mongo = await resolveMongoServer();
 console.log(`MongoDB server: ${mongo.description}`);
+const postgres = await resolvePostgresServer();
+console.log(`PostgreSQL server: ${postgres.description}`);
 console.log(`${requests} requests per measurement, concurrency ${concurrencies.join(' and ')}, ${cpus().length} CPUs\n`);
 const runId = randomBytes(3).toString('hex');
 
@@ -77,18 +83,27 @@ try {
   console.log(report);
   const dir = join(import.meta.dirname, 'results');
   await mkdir(dir, { recursive: true });
-  const meta = { date: new Date().toISOString(), server: mongo.description, requests, documents, node: process.version, cpus: cpus().length };
+  const meta = {
+    date: new Date().toISOString(),
+    server: mongo.description,
+    postgres: postgres.description,
+    requests,
+    documents,
+    node: process.version,
+    cpus: cpus().length,
+  };
   await writeFile(join(dir, 'latest.json'), `${JSON.stringify({ meta, http: httpRows, database: dbRows }, null, 2)}\n`);
   await writeFile(join(dir, 'latest.md'), `# Benchmark results\n\n${metaLines(meta)}\n\n${report}\n`);
 } finally {
-  await mongo.stop();
+  await Promise.all([mongo.stop(), postgres.stop()]);
 }
 
 async function benchHttp(name: string): Promise<HttpRow[]> {
   const contender = contenders[name];
   if (!contender) throw new Error(`unknown contender ${name}`);
   const database = `bench_${runId}_${name.replace(/\W/g, '_')}`;
-  const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'server.ts'), name, mongo.uri, database], {
+  const serverArgs = [join(import.meta.dirname, 'server.ts'), name, mongo.uri, database, postgres.uri];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...serverArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   try {
@@ -136,6 +151,12 @@ async function benchHttp(name: string): Promise<HttpRow[]> {
     const client = new MongoClient(mongo.uri);
     await client.db(database).dropDatabase().catch(() => {});
     await client.close();
+    if (contender.usesPostgres) {
+      const admin = new pg.Client({ connectionString: postgres.uri });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${database} CASCADE`);
+      await admin.end();
+    }
   }
 }
 
@@ -154,6 +175,11 @@ async function benchDatabase(): Promise<DbRow[]> {
   const commands = new CommandLog();
   client.on('commandStarted', (event) => commands.record(event));
   const db = client.db(`bench_${runId}_db`);
+  // Polls go through clients whose commands are not counted.
+  const observer = new MongoClient(mongo.uri);
+  const pool = new pg.Pool({ connectionString: postgres.uri });
+  const observerPool = new pg.Pool({ connectionString: postgres.uri });
+  recordQueries(pool, (statement) => commands.add(statement));
   const rows: DbRow[] = [];
   const keyPairs = [{ authentication: randomBytes(32) }];
   try {
@@ -203,21 +229,68 @@ async function benchDatabase(): Promise<DbRow[]> {
     await store6.init();
     const seedExpired = () => seed(s6, documents, () => ({ user: 'u', expired: true }));
     const s6name = `6 cleanup (${documents} expired)`;
-    await measure(s6name, 'mongostore', 1, seedExpired, async () => {
-      const stop = new AbortController();
-      const loop = store6.startAutoClean(stop.signal, 1);
-      while ((await s6.estimatedDocumentCount()) > 0) await new Promise((r) => setTimeout(r, 5));
-      stop.abort();
-      await loop;
-      commands.events.splice(0, commands.events.length, ...commands.events.filter((e) => e.commandName === 'delete'));
-      return documents;
-    });
+    const watched = observer.db(db.databaseName).collection('s6');
+    await measure(s6name, 'mongostore', 1, seedExpired, () =>
+      oneCleanupTick(store6, async () => (await watched.countDocuments()) === 0),
+    );
     await measure(s6name, 'floor', 1, seedExpired, async () => (await s6.deleteMany({ expiresAt: { $lte: new Date() } })).deletedCount);
+
+    // The same three on PostgreSQL.
+    const pg4 = new PostgresSessionStore(pool, { keyPairs, table: 'pg_s4' });
+    const pg5 = new PostgresSessionStore(pool, { keyPairs, table: 'pg_s5' });
+    const pg6 = new PostgresSessionStore(pool, { keyPairs, table: 'pg_s6', onError: () => {} });
+    await Promise.all([pg4.init(), pg5.init(), pg6.init()]);
+    await seedTable(pool, 'pg_s4', documents - targetCount, 'other', false);
+    const reseedPgTarget = () => seedTable(pool, 'pg_s4', targetCount, 'target', false);
+    await measure(s4name, 'mongostore/postgres', 3, reseedPgTarget, () => pg4.expireSessions('target', 'password'));
+    await measure(s4name, 'floor (PostgreSQL)', 3, reseedPgTarget, async () =>
+      (await pool.query(`DELETE FROM pg_s4 WHERE "user" = $1 AND provider = $2`, ['target', 'password'])).rowCount ?? 0,
+    );
+    await seedTable(pool, 'pg_s5', documents, 'u', 'every tenth');
+    await measure(s5name, 'mongostore/postgres', 5, none, () => pg5.getActiveSessionsCount());
+    await measure(s5name, 'floor (PostgreSQL)', 5, none, async () =>
+      Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM pg_s5 WHERE expiry > now()')).rows[0]?.n),
+    );
+    const seedPgExpired = () => seedTable(pool, 'pg_s6', documents, 'u', true);
+    await measure(s6name, 'mongostore/postgres', 1, seedPgExpired, () =>
+      oneCleanupTick(pg6, async () => (await observerPool.query<{ n: string }>('SELECT count(*) AS n FROM pg_s6')).rows[0]?.n === '0'),
+    );
+    await measure(s6name, 'floor (PostgreSQL)', 1, seedPgExpired, async () =>
+      (await pool.query('DELETE FROM pg_s6 WHERE expiry <= now()')).rowCount ?? 0,
+    );
     return rows;
   } finally {
     await db.dropDatabase().catch(() => {});
-    await client.close();
+    await pool.query('DROP TABLE IF EXISTS pg_s4, pg_s5, pg_s6').catch(() => {});
+    await Promise.all([client.close(), observer.close(), pool.end(), observerPool.end()]);
   }
+}
+
+/** Runs autoClean until `done` says the expired sessions are gone; its ticks are the commands counted. */
+async function oneCleanupTick(store: { startAutoClean(signal: AbortSignal, ms: number): Promise<void> }, done: () => Promise<boolean>): Promise<number> {
+  const stop = new AbortController();
+  const loop = store.startAutoClean(stop.signal, 1);
+  while (!(await done())) await new Promise((resolve) => setTimeout(resolve, 5));
+  stop.abort();
+  await loop;
+  return documents;
+}
+
+/** Inserts `count` rows in one statement; `expired`: all, none, or every tenth. */
+async function seedTable(pool: pg.Pool, table: string, count: number, user: string, expired: boolean | 'every tenth'): Promise<void> {
+  const expiry =
+    expired === 'every tenth'
+      ? `CASE WHEN i % 10 = 0 THEN now() - interval '1 minute' ELSE now() + interval '1 hour' END`
+      : expired
+        ? `now() - interval '1 minute'`
+        : `now() + interval '1 hour'`;
+  await pool.query(
+    `INSERT INTO ${table} (token, data, expiry, "user", provider)
+     SELECT md5(random()::text || i::text) || md5(i::text || clock_timestamp()::text), '\\x7b7d'::bytea, ${expiry},
+            CASE WHEN $1 = 'other' THEN 'u' || i ELSE $1 END, 'password'
+     FROM generate_series(1, $2::int) AS i`,
+    [user, count],
+  );
 }
 
 interface SeedDoc {
@@ -323,7 +396,7 @@ function render(http: HttpRow[], db: DbRow[]): string {
 function ratios(http: HttpRow[], scenario: HttpScenario, concurrency: number): string[] {
   const row = (name: string) => http.find((r) => r.contender === name && r.scenario === scenario && r.concurrency === concurrency);
   const out: string[] = [];
-  for (const ours of ['mongostore-hono', 'mongostore-plain']) {
+  for (const ours of ['mongostore-hono', 'mongostore-plain', 'postgres-hono']) {
     const mine = row(ours);
     if (!mine?.sessionCpuMicrosPerRequest) continue;
     const parts: string[] = [];

@@ -1,17 +1,18 @@
 /**
  * One contender's HTTP server, in a process of its own so that its CPU time
  * (process.cpuUsage) and database commands (driver command monitoring) are
- * its alone. Usage: server.ts CONTENDER MONGODB_URI DATABASE
+ * its alone. Usage: server.ts CONTENDER MONGODB_URI DATABASE [PG_URI]
  * Prints "ready PORT". GET /__bench/reset starts a measurement window and
  * GET /__bench/stats reads it; both are answered before any app code runs.
  */
 import { createServer } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { MongoClient } from 'mongodb';
-import { CommandLog } from '../test/support/commands.ts';
+import pg from 'pg';
+import { CommandLog, recordQueries } from '../test/support/commands.ts';
 import { contenders } from './contenders.ts';
 
-const [name = '', uri = '', database = ''] = process.argv.slice(2);
+const [name = '', uri = '', database = '', pgUri = ''] = process.argv.slice(2);
 const contender = contenders[name];
 if (!contender) throw new Error(`unknown contender ${name}`);
 
@@ -19,7 +20,17 @@ const client = new MongoClient(uri, { monitorCommands: true });
 const commands = new CommandLog();
 client.on('commandStarted', (event) => commands.record(event));
 await client.connect();
-const handler = await contender.build(client, client.db(database));
+let pool: pg.Pool | undefined;
+if (contender.usesPostgres) {
+  // A schema of its own per run, like the MongoDB database name.
+  const admin = new pg.Client({ connectionString: pgUri });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA IF NOT EXISTS ${database}`);
+  await admin.end();
+  pool = new pg.Pool({ connectionString: pgUri, options: `-c search_path=${database}`, max: 32 });
+  recordQueries(pool, (statement) => commands.add(statement));
+}
+const handler = await contender.build({ client, db: client.db(database), pool });
 const app = handler.kind === 'fetch' ? getRequestListener(handler.fetch) : handler.listener;
 
 let window = process.cpuUsage();

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # One-time machine set-up after `npm ci`: builds the embedded FerretDB test
-# server (unless cached for the current sources) and installs Debian's
-# Chromium for the browser test when it is missing.
+# server (unless cached for the current sources), and installs Debian's
+# PostgreSQL (for the PostgreSQL backend's tests) and Chromium (for the
+# browser test) when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 node --import tsx test/mongo-server.ts build
 
-if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
-  echo "Installing Debian's chromium and chromium-driver for the browser test..."
+packages=()
+[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || packages+=(chromium chromium-driver)
+if [ -z "${PG_URI:-}" ] && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' > /dev/null; then
+  packages+=(postgresql)
+fi
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "Installing Debian packages: ${packages[*]}"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi

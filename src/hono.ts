@@ -7,7 +7,7 @@
  * `await store.get(c.req, 'sid')` and `await store.save(c.req, c, session)`.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import type { MongoStore } from './mongo-store.ts';
+import type { SessionStore } from './session-store.ts';
 import type { Session } from './session.ts';
 import type { SessionValues } from './values.ts';
 
@@ -45,7 +45,7 @@ export interface SessionMiddlewareOptions {
  * (e.g. SessionStoreError) propagates to Hono's error handling.
  */
 export function sessions<V extends SessionValues = SessionValues>(
-  store: MongoStore<V>,
+  store: SessionStore<V>,
   options: SessionMiddlewareOptions,
 ): MiddlewareHandler<SessionEnv<V>> {
   return async (c, next) => {

@@ -1,18 +1,22 @@
 /**
  * mongostore: gorilla-style server-side sessions on MongoDB for Fetch-API
  * apps. `MongoStore` is the session store; `MongoDBStore` the scs-style token
- * store on the same persistence layer. Hono helpers: `mongostore/hono`.
+ * store on the same persistence layer. Hono helpers: `mongostore/hono`; the
+ * same two APIs on PostgreSQL: `mongostore/postgres`. `SessionStore` and
+ * `TokenStore` take any `SessionBackend`, for a backend of your own.
  */
 export type { KeyPair, UnsealFailure } from './codec.ts';
 export { SessionOptionsError, SessionStoreError, SessionValuesError } from './errors.ts';
-export {
-  type CookieTarget,
-  MongoStore,
-  type MongoStoreConfig,
-  type SaveOutcome,
-} from './mongo-store.ts';
+export type { LiveChange, Owner, SessionBackend, StoredSession } from './backend.ts';
+export { MongoDBStore, type MongoDBStoreConfig, MongoStore, type MongoStoreConfig } from './mongo/stores.ts';
 export { defaultSessionOptions, type SessionOptions } from './options.ts';
 export type { RequestLike } from './registry.ts';
 export { Session, type SessionLoadError } from './session.ts';
-export { type CallOptions, MongoDBStore, type MongoDBStoreConfig, maxTokenLength } from './token-store.ts';
+export {
+  type CookieTarget,
+  type SaveOutcome,
+  SessionStore,
+  type SessionStoreConfig,
+} from './session-store.ts';
+export { type CallOptions, maxTokenLength, TokenStore, type TokenStoreConfig } from './token-store.ts';
 export type { SessionValues } from './values.ts';

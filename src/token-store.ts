@@ -1,27 +1,24 @@
 /**
- * MongoDBStore: the token store contract of Go's scs (Find / Commit / Delete
- * / All, their context-aware variants, and a stoppable background cleanup)
- * on the same persistence layer as MongoStore.
+ * TokenStore: the token store contract of Go's scs (Find / Commit / Delete /
+ * All, their context-aware variants, and a stoppable background cleanup) on
+ * any SessionBackend. MongoDBStore (MongoDB) and PostgresStore (PostgreSQL)
+ * are this class over their backends.
  */
-import type { Db } from 'mongodb';
+import type { SessionBackend } from './backend.ts';
 import { isValidInterval, runEvery } from './cleanup.ts';
 import { SessionOptionsError } from './errors.ts';
-import { SessionCollection } from './mongo/session-collection.ts';
 
-/** Configuration of a {@link MongoDBStore}; everything is optional. */
-export interface MongoDBStoreConfig {
-  /** Collection name. Default `'tokens'` (kept apart from MongoStore's `'sessions'`). */
-  collection?: string | undefined;
+/** Configuration of a {@link TokenStore}, whatever the backend; everything is optional. */
+export interface TokenStoreConfig {
   /** Milliseconds between background deletions of expired tokens. Default 60,000; 0 disables. */
   cleanupInterval?: number | undefined;
   /**
-   * Store SHA-256(token) as the document id instead of the token (scs's
+   * Store SHA-256(token) as the key instead of the token (scs's
    * HashTokenInStore), so a database leak does not leak usable tokens.
-   * `all()` is then refused. Default false.
+   * `all()` is then refused. The backend must be built with the same setting.
+   * Default false.
    */
   hashTokens?: boolean | undefined;
-  /** Make the expiry index a TTL index (real MongoDB only). Default false. */
-  ttlIndex?: boolean | undefined;
   /** Receives each failed cleanup tick. Default: `console.error`. */
   onError?: ((error: unknown) => void) | undefined;
 }
@@ -43,32 +40,27 @@ export const maxTokenLength = 1024;
 const defaultCleanupInterval = 60_000;
 
 /**
- * Opaque tokens mapped to bytes with an expiry, in MongoDB. Expired tokens
- * are never returned, even before cleanup removes them. Every method sends
- * one database command (`all` reads its cursor in batches); indexes
- * (`{ expiresAt: 1 }`) are created before the first.
+ * Opaque tokens mapped to bytes with an expiry. Expired tokens are never
+ * returned, even before cleanup removes them. Every method sends one
+ * database command; the backend's schema is created before the first.
  *
  * Invalid arguments reject with a TypeError before any command is sent;
  * database failures reject with SessionStoreError (cause: the driver's error).
  */
-export class MongoDBStore {
-  readonly #tokens: SessionCollection;
+export class TokenStore {
+  readonly #tokens: SessionBackend;
   readonly #hashTokens: boolean;
   readonly #cleanup = new AbortController();
   readonly #cleanupLoop: Promise<void>;
 
   /** @throws TypeError for a cleanupInterval that is not a number >= 0. */
-  constructor(db: Db, config: MongoDBStoreConfig = {}) {
+  constructor(backend: SessionBackend, config: TokenStoreConfig = {}) {
     const interval = config.cleanupInterval ?? defaultCleanupInterval;
     if (interval !== 0 && !isValidInterval(interval)) {
       throw new SessionOptionsError('cleanupInterval must be a number of milliseconds >= 0');
     }
     this.#hashTokens = config.hashTokens ?? false;
-    this.#tokens = new SessionCollection(db, config.collection ?? 'tokens', {
-      hashIds: this.#hashTokens,
-      ttlIndex: config.ttlIndex ?? false,
-      indexOwners: false,
-    });
+    this.#tokens = backend;
     const onError = config.onError ?? ((error) => console.error('mongostore: token cleanup failed:', error));
     this.#cleanupLoop =
       interval === 0
@@ -76,9 +68,9 @@ export class MongoDBStore {
         : runEvery(this.#cleanup.signal, interval, () => this.#tokens.deleteExpired(), onError);
   }
 
-  /** Creates the expiry index now rather than before the first command. */
+  /** Creates the backend's schema now rather than before the first command. */
   init(): Promise<void> {
-    return this.#tokens.ensureIndexes();
+    return this.#tokens.ensureSchema();
   }
 
   /** The token's data, or undefined when it is missing or expired (scs `Find`/`FindCtx`). */

@@ -1,23 +1,36 @@
 /**
- * Vitest global setup: resolves one MongoDB-compatible server for the whole
- * run, names it in the output, and hands test files its URI through
- * `inject('mongoUri')`. Failing to find a server fails the run: the database
- * tests are never skipped.
+ * Vitest global setup: resolves one MongoDB-compatible server and one
+ * PostgreSQL server for the whole run, names them in the output, and hands
+ * test files their URIs through `inject('mongoUri')` and `inject('pgUri')`.
+ * Failing to find either fails the run: database tests are never skipped.
  */
 import type { TestProject } from 'vitest/node';
 import { resolveMongoServer } from './mongo-server.ts';
+import { resolvePostgresServer } from './postgres-server.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     mongoUri: string;
     mongoServer: string;
+    pgUri: string;
   }
 }
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const server = await resolveMongoServer();
-  console.log(`MongoDB test server: ${server.description}`);
-  project.provide('mongoUri', server.uri);
-  project.provide('mongoServer', server.description);
-  return () => server.stop();
+  const mongo = await resolveMongoServer();
+  console.log(`MongoDB test server: ${mongo.description}`);
+  let postgres;
+  try {
+    postgres = await resolvePostgresServer();
+  } catch (error) {
+    await mongo.stop();
+    throw error;
+  }
+  console.log(`PostgreSQL test server: ${postgres.description}`);
+  project.provide('mongoUri', mongo.uri);
+  project.provide('mongoServer', mongo.description);
+  project.provide('pgUri', postgres.uri);
+  return async () => {
+    await Promise.all([mongo.stop(), postgres.stop()]);
+  };
 }

@@ -152,6 +152,19 @@ describe('the server the tests run against', () => {
     }
   });
 
+  it('filters besides _id: MongoDB uses the _id index, FerretDB 1.x (SQLite) pushes down only a lone _id and scans otherwise', async () => {
+    await docs.insertOne({ _id: 'p', expiresAt: new Date(Date.now() + hour) });
+    const explain = (filter: object) => t.db.command({ explain: { find: docs.collectionName, filter }, verbosity: 'queryPlanner' });
+    const lone = await explain({ _id: 'p' });
+    const guarded = await explain({ _id: 'p', expiresAt: { $gt: new Date() } });
+    if (await isFerretDB(t.db)) {
+      expect(lone.filterPushdown).toBe(true);
+      expect(guarded.filterPushdown).toBe(false);
+    } else {
+      expect(JSON.stringify(guarded.queryPlanner)).toMatch(/IDHACK|EXPRESS_IXSCAN|IXSCAN|_id_/);
+    }
+  });
+
   it('TTL indexes: MongoDB accepts them, FerretDB 1.x refuses them (the store must not rely on them)', async () => {
     const ferret = await isFerretDB(t.db);
     const ttl = docs.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'ttl' });

@@ -1,5 +1,5 @@
 /**
- * The one persistence layer under both store APIs: a MongoDB collection of
+ * The MongoDB implementation of the persistence interface: a collection of
  * `{ _id, data, expiresAt, user?, provider?, createdAt, updatedAt }`.
  *
  * Every read filters `expiresAt > now`, so an expired document is dead before
@@ -7,8 +7,17 @@
  * cannot resurrect one. Ids reach MongoDB only as strings checked by the
  * callers (never objects), and session data only as one binary field.
  */
-import { createHash } from 'node:crypto';
 import { Binary, type Collection, type Db, MongoServerError } from 'mongodb';
+import {
+  errorMessage,
+  type LiveChange,
+  type Owner,
+  once,
+  runOperation,
+  type SessionBackend,
+  type StoredSession,
+  storageKey,
+} from '../backend.ts';
 import { SessionStoreError } from '../errors.ts';
 
 /** The stored document. */
@@ -20,18 +29,6 @@ export interface SessionDocument {
   provider?: string;
   createdAt: Date;
   updatedAt: Date;
-}
-
-/** Whose session a document is; feeds forced logout. */
-export interface Owner {
-  user: string | undefined;
-  provider: string | undefined;
-}
-
-/** A live document as the stores see it. */
-export interface StoredSession {
-  data: Uint8Array;
-  expiresAt: Date;
 }
 
 /** How the layer is set up; fixed for the life of a store. */
@@ -47,16 +44,9 @@ export interface SessionCollectionOptions {
 /** Server error codes for an index that exists with other options. */
 const indexConflictCodes = new Set([85, 86]);
 
-export class SessionCollection {
+export class SessionCollection implements SessionBackend {
   readonly #collection: Collection<SessionDocument>;
   readonly #options: SessionCollectionOptions;
-  #indexes: Promise<void> | undefined;
-
-  constructor(db: Db, name: string, options: SessionCollectionOptions) {
-    this.#collection = db.collection<SessionDocument>(name);
-    this.#options = options;
-  }
-
   /**
    * Creates the indexes once per instance, one command per index (FerretDB
    * 1.24 drops the connection on a multi-index command that repeats an
@@ -65,12 +55,12 @@ export class SessionCollection {
    * @throws SessionStoreError when the server refuses, e.g. an expiry index
    * exists with other options (switching `ttlIndex` needs a manual drop).
    */
-  ensureIndexes(): Promise<void> {
-    this.#indexes ??= this.#createIndexes().catch((error: unknown) => {
-      this.#indexes = undefined;
-      throw error;
-    });
-    return this.#indexes;
+  readonly ensureSchema: () => Promise<void>;
+
+  constructor(db: Db, name: string, options: SessionCollectionOptions) {
+    this.#collection = db.collection<SessionDocument>(name);
+    this.#options = options;
+    this.ensureSchema = once(() => this.#createIndexes());
   }
 
   /** The live document for `id`, or undefined when missing or expired. One command. */
@@ -114,10 +104,7 @@ export class SessionCollection {
    * Fields left undefined keep their value. One command.
    * @returns false when the document is missing or expired.
    */
-  async updateLive(
-    id: string,
-    change: { data?: Uint8Array; expiresAt?: Date; owner?: Owner },
-  ): Promise<boolean> {
+  async updateLive(id: string, change: LiveChange): Promise<boolean> {
     const now = new Date();
     const set: Partial<SessionDocument> = { updatedAt: now };
     const unset: Record<string, ''> = {};
@@ -186,7 +173,7 @@ export class SessionCollection {
   }
 
   #key(id: string): string {
-    return this.#options.hashIds ? createHash('sha256').update(id).digest('hex') : id;
+    return storageKey(id, this.#options.hashIds);
   }
 
   async #createIndexes(): Promise<void> {
@@ -206,36 +193,15 @@ export class SessionCollection {
           conflict
             ? `index ${options.name} on ${this.#collection.collectionName} exists with other options` +
                 ' (ttlIndex changed?); drop it and let the store recreate it'
-            : `creating index ${options.name} failed: ${message(error)}`,
+            : `creating index ${options.name} failed: ${errorMessage(error)}`,
           { cause: error },
         );
       }
     }
   }
 
-  /**
-   * Runs one database operation after the indexes exist; driver errors become
-   * SessionStoreError (cause kept). With a signal: rejects with the signal's
-   * reason when that is an Error (by default a DOMException named
-   * AbortError), else with such an AbortError, if it is or becomes aborted. A single
-   * document write is atomic on the server, so an abandoned one leaves the
-   * collection consistent either way.
-   */
-  async #run<T>(operation: string, signal: AbortSignal | undefined, action: () => Promise<T>): Promise<T> {
-    if (signal?.aborted) throw abortError(signal);
-    const work = this.ensureIndexes()
-      .then(action)
-      .catch((error: unknown) => {
-        if (error instanceof SessionStoreError) throw error;
-        throw new SessionStoreError(`${operation} failed: ${message(error)}`, { cause: error });
-      });
-    if (signal === undefined) return work;
-    work.catch(() => {}); // the caller may stop waiting; never leave it unhandled
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = () => reject(abortError(signal));
-      signal.addEventListener('abort', onAbort, { once: true });
-      work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-    });
+  #run<T>(operation: string, signal: AbortSignal | undefined, action: () => Promise<T>): Promise<T> {
+    return runOperation(operation, signal, this.ensureSchema, action);
   }
 }
 
@@ -243,14 +209,4 @@ export class SessionCollection {
 function bytesOf(binary: Binary): Uint8Array {
   const bytes = binary.buffer;
   return new Uint8Array(bytes.buffer, bytes.byteOffset, binary.length());
-}
-
-function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error
-    ? signal.reason
-    : new DOMException('This operation was aborted', 'AbortError');
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

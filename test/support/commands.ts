@@ -1,10 +1,12 @@
 /**
- * Counting the commands a client sends, from the driver's command monitoring
- * (`monitorCommands: true`). Shared by the tests and the benchmarks.
+ * Counting the commands a client sends: MongoDB commands from the driver's
+ * command monitoring (`monitorCommands: true`), SQL statements from a
+ * recorded `pg` pool. Shared by the tests and the benchmarks.
  */
 import type { CommandStartedEvent } from 'mongodb';
+import type { Pool } from 'pg';
 
-/** Commands the driver sends on its own (handshakes, heartbeats, sessions). */
+/** Commands the MongoDB driver sends on its own (handshakes, heartbeats, sessions). */
 export const driverHousekeeping = new Set([
   'hello',
   'ismaster',
@@ -16,21 +18,27 @@ export const driverHousekeeping = new Set([
   'killCursors',
 ]);
 
-/** The commands a test's calls sent, in order, without driver housekeeping. */
+/** The commands sent since the last reset, in order, without driver housekeeping. */
 export class CommandLog {
-  readonly events: CommandStartedEvent[] = [];
+  readonly #names: string[] = [];
 
+  /** A `commandStarted` event of the MongoDB driver. */
   record(event: CommandStartedEvent): void {
-    if (!driverHousekeeping.has(event.commandName)) this.events.push(event);
+    if (!driverHousekeeping.has(event.commandName)) this.#names.push(event.commandName);
+  }
+
+  /** A command from another source, e.g. a SQL statement's first keyword. */
+  add(name: string): void {
+    this.#names.push(name);
   }
 
   /** Names of the commands seen since the last reset, e.g. ['find', 'update']. */
   names(): string[] {
-    return this.events.map((event) => event.commandName);
+    return [...this.#names];
   }
 
   reset(): void {
-    this.events.length = 0;
+    this.#names.length = 0;
   }
 
   /** Runs `action` and returns the names of the commands it sent. */
@@ -39,4 +47,17 @@ export class CommandLog {
     await action();
     return this.names();
   }
+}
+
+/**
+ * Reports every query the pool runs as its first SQL keyword, upper-cased
+ * ('SELECT', 'INSERT', ...). `pg` has no query events, so this wraps `query`.
+ */
+export function recordQueries(pool: Pool, onQuery: (statement: string) => void): void {
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  pool.query = ((...args: unknown[]) => {
+    const text = typeof args[0] === 'string' ? args[0] : '';
+    onQuery(text.trimStart().split(/\s/, 1)[0]?.toUpperCase() ?? '');
+    return query(...args);
+  }) as typeof pool.query;
 }

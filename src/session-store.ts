@@ -1,28 +1,27 @@
 /**
- * MongoStore: gorilla/sessions' Store on MongoDB. The cookie carries only
- * the sealed session id; the values live in the collection.
+ * SessionStore: gorilla/sessions' Store on any SessionBackend. The cookie
+ * carries only the sealed session id; the values live in the database.
+ * MongoStore (MongoDB) and PostgresSessionStore (PostgreSQL) are this class
+ * over their backends.
  */
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
-import type { Db } from 'mongodb';
 import { runEvery, isValidInterval } from './cleanup.ts';
 import { CookieCodec, type KeyPair } from './codec.ts';
 import { SessionOptionsError, SessionValuesError } from './errors.ts';
-import { type Owner, SessionCollection } from './mongo/session-collection.ts';
+import type { Owner, SessionBackend } from './backend.ts';
 import { resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
 import { Registry, type RequestLike, toRequest } from './registry.ts';
 import { newSessionId, Session, sessionState } from './session.ts';
 import { decodeValues, encodeValues, type SessionValues } from './values.ts';
 
-/** Configuration of a {@link MongoStore}. Only `keyPairs` is required. */
-export interface MongoStoreConfig {
+/** Configuration of a {@link SessionStore}, whatever the backend. Only `keyPairs` is required. */
+export interface SessionStoreConfig {
   /**
    * Secret key pairs: the first seals new cookies, every pair unseals. To
    * rotate, put a new pair in front; drop the old one once the longest
    * session lifetime has passed.
    */
   keyPairs: readonly KeyPair[];
-  /** Collection name. Default `'sessions'`. */
-  collection?: string | undefined;
   /** Defaults for every session's options; see {@link SessionOptions}. */
   options?: Partial<SessionOptions> | undefined;
   /**
@@ -36,11 +35,6 @@ export interface MongoStoreConfig {
   maxValuesBytes?: number | undefined;
   /** Verified cookie values remembered to skip unsealing. Default 10,000; 0 disables. */
   unsealCacheSize?: number | undefined;
-  /**
-   * Make the expiry index a TTL index, so MongoDB itself deletes expired
-   * documents. Default false; FerretDB 1.x does not support TTL indexes.
-   */
-  ttlIndex?: boolean | undefined;
   /** Receives each failed `startAutoClean` tick. Default: `console.error`. */
   onError?: ((error: unknown) => void) | undefined;
 }
@@ -67,7 +61,6 @@ export type CookieTarget =
  */
 export type SaveOutcome = 'created' | 'updated' | 'unchanged' | 'deleted' | 'expired';
 
-const defaultCollection = 'sessions';
 const defaultTouchAfterSeconds = 3600;
 const defaultMaxValuesBytes = 1024 * 1024;
 const defaultUnsealCacheSize = 10_000;
@@ -76,18 +69,18 @@ const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
 /**
- * Sessions stored in MongoDB, with only a sealed id in the cookie.
+ * Sessions stored server-side, with only a sealed id in the cookie.
  *
- * Indexes (`{ expiresAt: 1 }`, `{ user: 1, provider: 1 }`) are created by
- * {@link MongoStore.init}, or lazily before the store's first database
- * command; the command counts documented on each method assume they exist.
+ * The backend's schema (indexes or tables) is created by
+ * {@link SessionStore.init}, or lazily before the store's first database
+ * command; the command counts documented on each method assume it exists.
  *
  * @typeParam V the shape of every session's values.
  */
-export class MongoStore<V extends SessionValues = SessionValues> {
+export class SessionStore<V extends SessionValues = SessionValues> {
   /** Defaults copied into every new Session's `options`. */
   readonly options: Readonly<SessionOptions>;
-  readonly #sessions: SessionCollection;
+  readonly #sessions: SessionBackend;
   readonly #codec: CookieCodec;
   readonly #registry = new Registry<Promise<Session<V>>>();
   readonly #touchAfterMs: number;
@@ -99,26 +92,22 @@ export class MongoStore<V extends SessionValues = SessionValues> {
    * @throws SessionOptionsError for no key pairs, a key shorter than 32
    * characters or bytes, or invalid options.
    */
-  constructor(db: Db, config: MongoStoreConfig) {
+  constructor(backend: SessionBackend, config: SessionStoreConfig) {
     this.#codec = new CookieCodec(config.keyPairs, config.unsealCacheSize ?? defaultUnsealCacheSize);
     this.options = Object.freeze(resolveSessionOptions(config.options));
     this.#touchAfterMs = nonNegative(config.touchAfter ?? defaultTouchAfterSeconds, 'touchAfter') * 1000;
     this.#maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
     this.#onError = config.onError ?? ((error) => console.error('mongostore: cleanup failed:', error));
-    this.#sessions = new SessionCollection(db, config.collection ?? defaultCollection, {
-      hashIds: false,
-      ttlIndex: config.ttlIndex ?? false,
-      indexOwners: true,
-    });
+    this.#sessions = backend;
   }
 
   /**
-   * Creates the indexes now rather than before the first command. Safe to
-   * call more than once and with indexes that already exist.
+   * Creates the backend's schema (indexes, tables) now rather than before the
+   * first command. Safe to call more than once and with a schema that exists.
    * @throws SessionStoreError when the server refuses.
    */
   init(): Promise<void> {
-    return this.#sessions.ensureIndexes();
+    return this.#sessions.ensureSchema();
   }
 
   /**
@@ -145,7 +134,7 @@ export class MongoStore<V extends SessionValues = SessionValues> {
   }
 
   /**
-   * Like {@link MongoStore.get}, but always decodes anew and does not touch
+   * Like {@link SessionStore.get}, but always decodes anew and does not touch
    * the registry: a new Session object on each call.
    * @throws SessionStoreError as `get` does.
    */

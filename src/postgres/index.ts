@@ -1,0 +1,48 @@
+/**
+ * mongostore/postgres: the same two store APIs on PostgreSQL, through the
+ * `pg` driver's Pool. PostgresSessionStore is MongoStore's twin;
+ * PostgresStore is scs's pgxstore / bunstore.
+ */
+import type { Pool } from 'pg';
+import { SessionStore, type SessionStoreConfig } from '../session-store.ts';
+import { TokenStore, type TokenStoreConfig } from '../token-store.ts';
+import type { SessionValues } from '../values.ts';
+import { SessionTable } from './session-table.ts';
+
+/** Configuration of a {@link PostgresSessionStore}. Only `keyPairs` is required. */
+export interface PostgresSessionStoreConfig extends SessionStoreConfig {
+  /** Table name, a plain identifier. Default `'sessions'`. */
+  table?: string | undefined;
+}
+
+/**
+ * Gorilla-style sessions in PostgreSQL, with exactly MongoStore's methods
+ * and semantics (see {@link SessionStore}). The table and its indexes are
+ * created by `init()`, or once before the first query.
+ *
+ * @throws SessionOptionsError for bad keys or options, or a table name that
+ * is not a plain identifier.
+ */
+export class PostgresSessionStore<V extends SessionValues = SessionValues> extends SessionStore<V> {
+  constructor(pool: Pool, config: PostgresSessionStoreConfig) {
+    super(new SessionTable(pool, config.table ?? 'sessions', { hashIds: false, indexOwners: true }), config);
+  }
+}
+
+/** Configuration of a {@link PostgresStore}; everything is optional. */
+export interface PostgresStoreConfig extends TokenStoreConfig {
+  /** Table name, a plain identifier. Default `'tokens'`. */
+  table?: string | undefined;
+}
+
+/**
+ * scs's token store on PostgreSQL (pgxstore / bunstore parity), with
+ * MongoDBStore's methods and semantics (see {@link TokenStore}).
+ * @throws SessionOptionsError for a bad cleanupInterval or table name.
+ */
+export class PostgresStore extends TokenStore {
+  constructor(pool: Pool, config: PostgresStoreConfig = {}) {
+    super(new SessionTable(pool, config.table ?? 'tokens', { hashIds: config.hashTokens ?? false, indexOwners: false }), config);
+  }
+}
+
