@@ -10,7 +10,7 @@ export interface LoadResult {
   wallMs: number;
   /** `name=value` of the first Set-Cookie of each response that had one. */
   cookies: string[];
-  /** Responses that were not 2xx/3xx. */
+  /** Responses that were not 2xx/3xx, and requests that got no response. */
   failures: number;
 }
 
@@ -33,10 +33,14 @@ export async function drive(options: {
       const index = next++;
       const cookie = pool.length > 0 ? pool[index % pool.length] : undefined;
       const began = performance.now();
-      const response = await get(agent, options.port, options.path, cookie);
+      try {
+        const response = await get(agent, options.port, options.path, cookie);
+        if (response.status >= 400) failures++;
+        if (response.cookie) cookies.push(response.cookie);
+      } catch {
+        failures++; // reset or refused: the server failed this request
+      }
       latencies.push(performance.now() - began);
-      if (response.status >= 400) failures++;
-      if (response.cookie) cookies.push(response.cookie);
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));

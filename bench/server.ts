@@ -33,6 +33,16 @@ if (contender.usesPostgres) {
 const handler = await contender.build({ client, db: client.db(database), pool });
 const app = handler.kind === 'fetch' ? getRequestListener(handler.fetch) : handler.listener;
 
+// A library that throws outside a request (e.g. on a database error) must
+// not take the server down mid-measurement; the failed requests are counted
+// by the load generator.
+let crashes = 0;
+const survive = (error: unknown) => {
+  if (crashes++ === 0) console.error(`${name}: uncaught error (further ones not shown):`, error);
+};
+process.on('uncaughtException', survive);
+process.on('unhandledRejection', survive);
+
 let window = process.cpuUsage();
 const server = createServer((req, res) => {
   if (req.url === '/__bench/reset') {
