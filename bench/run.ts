@@ -33,7 +33,7 @@ const requests = Number(process.env.BENCH_REQUESTS ?? 1000);
 const documents = Number(process.env.BENCH_SESSIONS ?? 100_000);
 const concurrencies = [1, 32] as const;
 const cookiePool = 256;
-const selected = process.env.BENCH_CONTENDERS?.split(',') ?? Object.keys(contenders);
+const selected = process.env.BENCH_CONTENDERS?.split(',').filter(Boolean) ?? Object.keys(contenders);
 const scenarioNames: Record<HttpScenario, string> = {
   new: '1 new visitor',
   read: '2 returning, read-only',

@@ -32,19 +32,24 @@ export async function resolvePostgresServer(): Promise<PostgresTestServer> {
     );
   }
   const dir = await mkdtemp(join(tmpdir(), 'mongostore-pg-'));
-  const asRoot = process.getuid?.() === 0;
-  const runAs = (command: string, args: string[]) => (asRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args]) as [string, string[]];
-  if (asRoot) {
-    const { uid, gid } = postgresUser();
-    chownSync(dir, uid, gid);
+  // As root, run as the postgres user; spawned directly (not through
+  // runuser or su), so that stop() signals postgres itself.
+  const user = process.getuid?.() === 0 ? postgresUser() : {};
+  if ('uid' in user) {
+    chownSync(dir, user.uid, user.gid);
     chmodSync(dir, 0o700);
   }
   const data = join(dir, 'data');
-  execFileSync(...runAs(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']), { stdio: 'ignore' });
+  execFileSync(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync'], {
+    ...user,
+    cwd: dir,
+    stdio: 'ignore',
+  });
   const port = await freePort();
   const postgres = spawn(
-    ...runAs(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off']),
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    join(bin, 'postgres'),
+    ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'],
+    { ...user, cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let log = '';
   postgres.stderr?.on('data', (chunk: Buffer) => {
@@ -61,10 +66,12 @@ export async function resolvePostgresServer(): Promise<PostgresTestServer> {
     uri,
     description: `PostgreSQL ${await serverVersion(uri)} (throwaway cluster) at 127.0.0.1:${port}`,
     stop: async () => {
-      if (postgres.exitCode === null) {
+      if (postgres.exitCode === null && postgres.signalCode === null) {
         const exited = new Promise((resolve) => postgres.once('exit', resolve));
         postgres.kill('SIGINT'); // fast shutdown
+        const timer = setTimeout(() => postgres.kill('SIGKILL'), 10_000);
         await exited;
+        clearTimeout(timer);
       }
       await rm(dir, { recursive: true, force: true });
     },
