@@ -34,8 +34,8 @@ export async function resolvePostgresServer(): Promise<PostgresTestServer> {
   const dir = await mkdtemp(join(tmpdir(), 'mongostore-pg-'));
   // As root, run as the postgres user; spawned directly (not through
   // runuser or su), so that stop() signals postgres itself.
-  const user = process.getuid?.() === 0 ? postgresUser() : {};
-  if ('uid' in user) {
+  const user: { uid?: number; gid?: number } = process.getuid?.() === 0 ? postgresUser() : {};
+  if (user.uid !== undefined && user.gid !== undefined) {
     chownSync(dir, user.uid, user.gid);
     chmodSync(dir, 0o700);
   }
