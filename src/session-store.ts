@@ -174,6 +174,9 @@ export class SessionStore<V extends SessionValues = SessionValues> {
       const expiresAt = new Date(Date.now() + lifetimeMs);
       await this.#sessions.insert(id, data, expiresAt, owner);
       session.id = id;
+      // The browser's cookie does not name this id yet: a retry after a
+      // failure below must still send it.
+      state.sealedWithCurrentKey = false;
       state.storedValues = text;
       state.expiresAt = expiresAt;
       await this.#deleteReplaced(session);
