@@ -30,7 +30,8 @@ export interface CallOptions {
    * (by default a DOMException named `AbortError`), else with such an
    * AbortError; at once when
    * the signal is already aborted, before any command is sent. A write
-   * already sent completes or not atomically on the server.
+   * already sent is not cancelled: it completes or not atomically on the
+   * server, possibly after the rejection.
    */
   signal?: AbortSignal | undefined;
 }
