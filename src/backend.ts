@@ -65,9 +65,9 @@ export function storageKey(id: string, hashIds: boolean): string {
  * Runs one database operation once `ready` has resolved; driver errors
  * become SessionStoreError (cause kept). With a signal: rejects with the
  * signal's reason when that is an Error (by default a DOMException named
- * AbortError), else with such an AbortError, if it is or becomes aborted. A
- * single-record write is atomic on the server, so an abandoned one leaves
- * the data consistent either way.
+ * AbortError), else with such an AbortError, if it is or becomes aborted. An
+ * abandoned operation is not cancelled on the server: a single-record write
+ * still completes or not, atomically, possibly after the rejection.
  */
 export async function runOperation<T>(
   operation: string,
