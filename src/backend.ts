@@ -103,6 +103,11 @@ export function once(setup: () => Promise<void>): () => Promise<void> {
   };
 }
 
+/** The bytes as a plain Uint8Array (drivers hand out Buffers); a view, no copy. */
+export function plainBytes(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }

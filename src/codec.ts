@@ -56,7 +56,7 @@ interface CacheEntry {
 }
 
 /** Longest cookie value looked at; browsers cap a cookie at about 4 KB. */
-export const maxCookieValueLength = 4096;
+const maxCookieValueLength = 4096;
 const minKeyLength = 32;
 const idPattern = /^[A-Za-z0-9_-]{43}$/;
 

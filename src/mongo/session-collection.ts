@@ -13,6 +13,7 @@ import {
   type LiveChange,
   type Owner,
   once,
+  plainBytes,
   runOperation,
   type SessionBackend,
   type StoredSession,
@@ -71,7 +72,7 @@ export class SessionCollection implements SessionBackend {
         { projection: { data: 1, expiresAt: 1 } },
       ),
     );
-    return doc ? { data: bytesOf(doc.data), expiresAt: doc.expiresAt } : undefined;
+    return doc ? { data: plainBytes(doc.data.buffer.subarray(0, doc.data.length())), expiresAt: doc.expiresAt } : undefined;
   }
 
   /** Every live document as `[_id, data]`. One command plus cursor batches. */
@@ -81,7 +82,7 @@ export class SessionCollection implements SessionBackend {
         .find({ expiresAt: { $gt: new Date() } }, { projection: { data: 1 } })
         .toArray(),
     );
-    return new Map(docs.map((doc) => [doc._id, bytesOf(doc.data)]));
+    return new Map(docs.map((doc) => [doc._id, plainBytes(doc.data.buffer.subarray(0, doc.data.length()))]));
   }
 
   /** Inserts a new document. One command. */
@@ -203,10 +204,4 @@ export class SessionCollection implements SessionBackend {
   #run<T>(operation: string, signal: AbortSignal | undefined, action: () => Promise<T>): Promise<T> {
     return runOperation(operation, signal, this.ensureSchema, action);
   }
-}
-
-/** The binary's bytes as a plain Uint8Array (the driver hands out a Buffer); no copy. */
-function bytesOf(binary: Binary): Uint8Array {
-  const bytes = binary.buffer;
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, binary.length());
 }

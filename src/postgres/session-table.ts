@@ -15,6 +15,7 @@ import {
   type LiveChange,
   type Owner,
   once,
+  plainBytes,
   runOperation,
   type SessionBackend,
   type StoredSession,
@@ -59,7 +60,7 @@ export class SessionTable implements SessionBackend {
       [this.#key(id)],
     );
     const row = result.rows[0];
-    return row ? { data: plain(row.data), expiresAt: row.expiry } : undefined;
+    return row ? { data: plainBytes(row.data), expiresAt: row.expiry } : undefined;
   }
 
   async findAll(signal?: AbortSignal): Promise<Map<string, Uint8Array>> {
@@ -69,7 +70,7 @@ export class SessionTable implements SessionBackend {
       `SELECT token, data FROM ${this.#table} WHERE expiry > now()`,
       [],
     );
-    return new Map(result.rows.map((row) => [row.token, plain(row.data)]));
+    return new Map(result.rows.map((row) => [row.token, plainBytes(row.data)]));
   }
 
   async insert(id: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<void> {
@@ -183,9 +184,4 @@ export class SessionTable implements SessionBackend {
 
 function buffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/** The bytes as a plain Uint8Array (the driver hands out a Buffer); no copy. */
-function plain(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

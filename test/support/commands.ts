@@ -7,7 +7,7 @@ import type { CommandStartedEvent } from 'mongodb';
 import type { Pool } from 'pg';
 
 /** Commands the MongoDB driver sends on its own (handshakes, heartbeats, sessions). */
-export const driverHousekeeping = new Set([
+const driverHousekeeping = new Set([
   'hello',
   'ismaster',
   'isMaster',
