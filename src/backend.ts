@@ -6,12 +6,9 @@
  */
 import { createHash } from 'node:crypto';
 import { SessionStoreError } from './errors.ts';
+import type { Owner } from './owner.ts';
 
-/** Whose session a record is; feeds forced logout. */
-export interface Owner {
-  user: string | undefined;
-  provider: string | undefined;
-}
+export type { Owner } from './owner.ts';
 
 /** A live record as the stores see it. */
 export interface StoredSession {
@@ -42,13 +39,23 @@ export interface SessionBackend {
   findAll(signal?: AbortSignal): Promise<Map<string, Uint8Array>>;
   /** Inserts a new record. */
   insert(id: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<void>;
+  /**
+   * Moves a live record to a new id (regeneration): inserts `newId`, and
+   * removes `oldId` only while it is live. When `oldId` was missing or
+   * expired, nothing stays: `newId` is removed too (or never written) and
+   * the result is false. Safe in every interleaving with `delete` and
+   * `deleteOwnedBy`: a record that was deleted or expired never lives on
+   * under the new id. At most three commands (two when it succeeds).
+   * @returns true when the record now lives under `newId` only.
+   */
+  replace(oldId: string, newId: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<boolean>;
   /** Updates a live record; never creates or revives one. @returns false when missing or expired. */
   updateLive(id: string, change: LiveChange): Promise<boolean>;
   /** Inserts, or replaces data and expiry whether or not the record was live. */
   upsert(id: string, data: Uint8Array, expiresAt: Date, signal?: AbortSignal): Promise<void>;
   /** Deletes the record, live or not; fine when missing. */
   delete(id: string, signal?: AbortSignal): Promise<void>;
-  /** Deletes every record of an owner. @returns how many. */
+  /** Deletes every live record of an owner. @returns how many. */
   deleteOwnedBy(user: string, provider: string): Promise<number>;
   /** Counts live records. */
   countLive(): Promise<number>;

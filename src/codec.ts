@@ -1,27 +1,16 @@
 /**
  * The cookie value: a session id sealed (AES-256-CBC + HMAC-SHA256) by
- * iron-webcrypto, bound to the cookie's name, under rotating key pairs.
+ * iron-webcrypto, bound to the cookie's name, under rotating key pairs whose
+ * keys come from keys.ts.
  *
  * Unsealing costs most of a request's CPU, so verified cookie values are kept
  * in a bounded LRU map from the exact cookie string to what it unsealed to. An
  * entry is used only until the seal's own expiry, so the cache never extends
  * a seal's validity, and it belongs to one codec, i.e. to one key list.
  */
-import { createHash } from 'node:crypto';
 import { defaults, type password, seal, unseal } from 'iron-webcrypto';
 import { SessionOptionsError } from './errors.ts';
-
-/**
- * One pair of secret keys. `authentication` signs the cookie (iron's
- * integrity password); `encryption` encrypts it and defaults to the
- * authentication key. Each key is a string of at least 32 characters or at
- * least 32 bytes; random bytes (e.g. `crypto.getRandomValues(new Uint8Array(32))`)
- * are both stronger and cheaper to use than a passphrase.
- */
-export interface KeyPair {
-  authentication: string | Uint8Array;
-  encryption?: string | Uint8Array | undefined;
-}
+import { deriveKeyPair, type KeyPair } from './keys.ts';
 
 /** Why a cookie value did not unseal. Every case yields a fresh session. */
 export type UnsealFailure =
@@ -57,7 +46,6 @@ interface CacheEntry {
 
 /** Longest cookie value looked at; browsers cap a cookie at about 4 KB. */
 const maxCookieValueLength = 4096;
-const minKeyLength = 32;
 const idPattern = /^[A-Za-z0-9_-]{43}$/;
 
 /** Seals and unseals session ids under a list of key pairs. */
@@ -70,7 +58,8 @@ export class CookieCodec {
   /**
    * @param keyPairs the first pair seals; every pair unseals.
    * @param cacheSize most verified cookie values remembered; 0 disables the cache.
-   * @throws SessionOptionsError when there is no pair or a key is too short.
+   * @throws SessionOptionsError when there is no pair, or a key is not
+   * usable (see {@link deriveKeyPair}).
    */
   constructor(keyPairs: readonly KeyPair[], cacheSize: number) {
     const list: unknown = keyPairs; // checked as unknown: callers may not use TypeScript
@@ -82,13 +71,8 @@ export class CookieCodec {
     }
     this.#passwords = {};
     for (const [index, pair] of keyPairs.entries()) {
-      const integrity = checkKey(pair?.authentication, `keyPairs[${index}].authentication`);
-      const encryption =
-        pair.encryption === undefined
-          ? integrity
-          : checkKey(pair.encryption, `keyPairs[${index}].encryption`);
-      const id = keyId(integrity, encryption);
-      this.#passwords[id] ??= { id, integrity, encryption };
+      const keys = deriveKeyPair(pair, `keyPairs[${index}]`);
+      this.#passwords[keys.id] ??= { id: keys.id, integrity: keys.integrity, encryption: keys.encryption };
     }
     this.#sealingPassword = Object.values(this.#passwords)[0] as password.Specific;
     this.#cacheSize = cacheSize;
@@ -133,15 +117,12 @@ export class CookieCodec {
     if (!isPayload(payload)) return { ok: false, reason: 'malformed' };
 
     // iron has verified the token, so its fields can be trusted now, except
-    // two that its MAC does not cover: the HMAC salt (ignored for byte keys)
-    // and the unused low bits of the HMAC's last base64url character. Only
-    // the canonical form this codec writes is accepted, so no altered token is.
+    // two that its MAC does not cover: the HMAC salt (ignored for the byte
+    // keys this codec always uses) and the unused low bits of the HMAC's last
+    // base64url character. Only the canonical form this codec writes is
+    // accepted, so no altered token is.
     const [, passwordId = '', , , , expiration = '', hmacSalt = '', hmac = ''] = value.split('*');
-    const integrity = this.#passwords[passwordId]?.integrity;
-    if (
-      (integrity instanceof Uint8Array && hmacSalt !== '') ||
-      Buffer.from(hmac, 'base64url').toString('base64url') !== hmac
-    ) {
+    if (hmacSalt !== '' || Buffer.from(hmac, 'base64url').toString('base64url') !== hmac) {
       return { ok: false, reason: 'tampered' };
     }
     const entry: CacheEntry = {
@@ -168,31 +149,6 @@ export class CookieCodec {
     }
     this.#cache.set(value, entry);
   }
-}
-
-function checkKey(key: unknown, label: string): string | Uint8Array {
-  if (typeof key === 'string') {
-    if (key.length >= minKeyLength) return key;
-    throw new SessionOptionsError(`${label} must be at least ${minKeyLength} characters long`);
-  }
-  if (key instanceof Uint8Array) {
-    if (key.byteLength >= minKeyLength) return key;
-    throw new SessionOptionsError(`${label} must be at least ${minKeyLength} bytes long`);
-  }
-  throw new SessionOptionsError(`${label} must be a string or a Uint8Array`);
-}
-
-/**
- * The password id written into each token, derived from the key material so
- * that adding a pair in front or reordering the list keeps old cookies valid.
- */
-function keyId(integrity: string | Uint8Array, encryption: string | Uint8Array): string {
-  const hash = createHash('sha256').update('mongostore key id\0');
-  for (const key of [integrity, encryption]) {
-    hash.update(typeof key === 'string' ? `s${key.length}:` : `b${key.byteLength}:`);
-    hash.update(key);
-  }
-  return hash.digest('hex').slice(0, 16);
 }
 
 function isPayload(payload: unknown): payload is { n: string; i: string } {

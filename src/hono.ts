@@ -7,6 +7,7 @@
  * `await store.get(c.req, 'sid')` and `await store.save(c.req, c, session)`.
  */
 import type { Context, MiddlewareHandler } from 'hono';
+import { validateCookie } from './options.ts';
 import type { SessionStore } from './session-store.ts';
 import type { Session } from './session.ts';
 import type { SessionValues } from './values.ts';
@@ -43,11 +44,16 @@ export interface SessionMiddlewareOptions {
  * When the handler threw (Hono's `c.error` is set), the session is not
  * saved, so a half-done change is never stored. A failing load or save
  * (e.g. SessionStoreError) propagates to Hono's error handling.
+ *
+ * @throws SessionOptionsError at once, when mounting, for a cookie name
+ * browsers reject or one whose prefix the store's options break (`__Host-`
+ * needs `secure`, path `/` and no domain).
  */
 export function sessions<V extends SessionValues = SessionValues>(
   store: SessionStore<V>,
   options: SessionMiddlewareOptions,
 ): MiddlewareHandler<SessionEnv<V>> {
+  validateCookie(options.name, store.options);
   return async (c, next) => {
     const session = await store.get(c.req, options.name);
     c.set('session', session);

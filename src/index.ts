@@ -5,7 +5,8 @@
  * same two APIs on PostgreSQL: `mongostore/postgres`. `SessionStore` and
  * `TokenStore` take any `SessionBackend`, for a backend of your own.
  */
-export type { KeyPair, UnsealFailure } from './codec.ts';
+export type { UnsealFailure } from './codec.ts';
+export type { KeyPair } from './keys.ts';
 export { SessionOptionsError, SessionStoreError, SessionValuesError } from './errors.ts';
 export type { LiveChange, Owner, SessionBackend, StoredSession } from './backend.ts';
 export { MongoDBStore, type MongoDBStoreConfig, MongoStore, type MongoStoreConfig } from './mongo/stores.ts';

@@ -16,8 +16,10 @@ export interface SessionOptions {
   /** Cookie `Domain`; unset (host-only) by default. */
   domain?: string | undefined;
   /**
-   * Lifetime in seconds of both the document and the cookie. Default 30 days.
-   * `maxAge <= 0` on `save` deletes the session and expires the cookie.
+   * Lifetime in seconds of both the document and the cookie. Default 30 days;
+   * at most 400 days (browsers cap a cookie's lifetime there). `maxAge <= 0`
+   * on `save` deletes the session and expires the cookie; the store's own
+   * default must be positive.
    */
   maxAge: number;
   /** Cookie `Secure`. Default `true`. */
@@ -51,8 +53,19 @@ export function resolveSessionOptions(overrides: Partial<SessionOptions> = {}): 
     if (value !== undefined) Object.assign(options, { [key]: value });
   }
   validateAttributes(options);
+  if (options.maxAge <= 0) {
+    throw new SessionOptionsError('the store\'s default maxAge must be > 0 (set maxAge <= 0 on one session to delete it)');
+  }
   return options;
 }
+
+/** Longest lifetime in seconds: RFC 6265bis caps cookies at 400 days. */
+export const maxMaxAge = 400 * 24 * 60 * 60;
+
+/** RFC 6265 path-value: any CHAR except CTLs and ';'. */
+const pathPattern = /^\/[\u0020-\u003A\u003C-\u007E]*$/;
+/** A host name, optionally with a leading dot: labels of letters, digits and hyphens. */
+const domainPattern = /^\.?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 /**
  * Checks a cookie name with its options against the rules browsers apply.
@@ -76,11 +89,17 @@ export function validateCookie(name: string, options: SessionOptions): void {
 }
 
 function validateAttributes(options: SessionOptions): void {
-  if (typeof options.maxAge !== 'number' || Number.isNaN(options.maxAge)) {
-    throw new SessionOptionsError('maxAge must be a number of seconds');
+  if (typeof options.maxAge !== 'number' || !Number.isFinite(options.maxAge) || options.maxAge > maxMaxAge) {
+    throw new SessionOptionsError(`maxAge must be a finite number of seconds, at most ${maxMaxAge} (400 days)`);
   }
-  if (typeof options.path !== 'string' || !options.path.startsWith('/')) {
-    throw new SessionOptionsError("path must be a string starting with '/'");
+  if (typeof options.path !== 'string' || !pathPattern.test(options.path)) {
+    throw new SessionOptionsError("path must start with '/' and hold no ';' or control characters");
+  }
+  if (options.domain !== undefined && (typeof options.domain !== 'string' || !domainPattern.test(options.domain))) {
+    throw new SessionOptionsError(`domain must be a host name, not ${JSON.stringify(options.domain)}`);
+  }
+  for (const flag of ['secure', 'httpOnly', 'partitioned'] as const) {
+    if (typeof options[flag] !== 'boolean') throw new SessionOptionsError(`${flag} must be true or false`);
   }
   if (!['lax', 'strict', 'none'].includes(options.sameSite)) {
     throw new SessionOptionsError("sameSite must be 'lax', 'strict' or 'none'");

@@ -6,9 +6,11 @@
  */
 import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import { runEvery, isValidInterval } from './cleanup.ts';
-import { CookieCodec, type KeyPair } from './codec.ts';
-import { SessionOptionsError, SessionValuesError } from './errors.ts';
-import type { Owner, SessionBackend } from './backend.ts';
+import { CookieCodec } from './codec.ts';
+import { SessionOptionsError } from './errors.ts';
+import type { SessionBackend } from './backend.ts';
+import type { KeyPair } from './keys.ts';
+import { checkOwnerArgument, ownerOf, type Owner } from './owner.ts';
 import { resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
 import { Registry, type RequestLike, toRequest } from './registry.ts';
 import { newSessionId, Session, sessionState } from './session.ts';
@@ -61,10 +63,16 @@ export type CookieTarget =
  */
 export type SaveOutcome = 'created' | 'updated' | 'unchanged' | 'deleted' | 'expired';
 
+/** What a save writes: the values as text and as bytes, and their owner. */
+interface RecordToWrite {
+  text: string;
+  data: Uint8Array;
+  owner: Owner;
+}
+
 const defaultTouchAfterSeconds = 3600;
 const defaultMaxValuesBytes = 1024 * 1024;
 const defaultUnsealCacheSize = 10_000;
-const maxOwnerLength = 1024;
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
@@ -154,61 +162,16 @@ export class SessionStore<V extends SessionValues = SessionValues> {
    * @throws SessionStoreError when the database fails; the cookie is not sent.
    */
   async save(_req: RequestLike, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
+    // Everything that can be refused is checked before the first write.
     validateCookie(session.name, session.options);
     const state = session[sessionState];
     if (state.ended) return 'deleted';
     if (session.options.maxAge <= 0) return this.#delete(target, session);
-
-    const text = encodeValues(session.values);
-    const data = utf8.encode(text);
-    if (data.byteLength > this.#maxValuesBytes) {
-      throw new SessionValuesError(
-        `session values take ${data.byteLength} bytes, more than maxValuesBytes (${this.#maxValuesBytes})`,
-      );
-    }
-    const owner = ownerOf(session.values);
-    const lifetimeMs = session.options.maxAge * 1000;
-
-    if (session.id === '' || state.replacedId === session.id) {
-      const id = newSessionId();
-      const expiresAt = new Date(Date.now() + lifetimeMs);
-      await this.#sessions.insert(id, data, expiresAt, owner);
-      session.id = id;
-      // The browser's cookie does not name this id yet: a retry after a
-      // failure below must still send it.
-      state.sealedWithCurrentKey = false;
-      state.storedValues = text;
-      state.expiresAt = expiresAt;
-      await this.#deleteReplaced(session);
-      await this.#sendCookie(target, session, expiresAt);
-      return 'created';
-    }
-    await this.#deleteReplaced(session);
-
-    const storedExpiry = state.expiresAt ?? new Date(0);
-    const changed = text !== state.storedValues;
-    const wantedExpiry = Date.now() + lifetimeMs;
-    const refresh =
-      Math.abs(wantedExpiry - storedExpiry.getTime()) >= Math.min(this.#touchAfterMs, lifetimeMs / 2);
-    if (!changed && !refresh) {
-      if (!state.sealedWithCurrentKey) await this.#sendCookie(target, session, storedExpiry);
-      return 'unchanged';
-    }
-
-    const expiresAt = refresh ? new Date(wantedExpiry) : storedExpiry;
-    const live = await this.#sessions.updateLive(session.id, {
-      ...(changed ? { data, owner } : {}),
-      ...(refresh ? { expiresAt } : {}),
-    });
-    if (!live) {
-      state.ended = true;
-      appendSetCookie(target, this.#expiredCookie(session));
-      return 'expired';
-    }
-    state.storedValues = text;
-    state.expiresAt = expiresAt;
-    if (refresh || !state.sealedWithCurrentKey) await this.#sendCookie(target, session, expiresAt);
-    return 'updated';
+    const text = encodeValues(session.values, this.#maxValuesBytes);
+    const record: RecordToWrite = { text, data: utf8.encode(text), owner: ownerOf(session.values) };
+    return session.id === '' || state.regenerating
+      ? this.#create(target, session, record)
+      : this.#update(target, session, record);
   }
 
   /**
@@ -224,20 +187,20 @@ export class SessionStore<V extends SessionValues = SessionValues> {
   }
 
   /**
-   * Forced logout: deletes every session whose values held this `user` and
-   * `provider` when last saved, in one database command. Their cookies then
-   * give fresh sessions. Resolves to the number of sessions removed.
+   * Forced logout: deletes every live session whose values held this `user`
+   * and `provider` when last saved, in one database command. Their cookies
+   * then give fresh sessions, and a request still in flight with one of them
+   * cannot bring it back (its save resolves `'expired'`). Resolves to the
+   * number of live sessions ended (expired ones are left to cleanup).
    *
-   * @throws TypeError (rejects) unless both are non-empty strings of at most
-   * 1024 characters; no command is sent.
+   * @throws TypeError (rejects) unless both are strings the owner rule
+   * allows (1 to 256 characters, well-formed, no NUL; see `save`); no
+   * command is sent.
    * @throws SessionStoreError when the database fails.
    */
   async expireSessions(user: string, provider: string): Promise<number> {
-    for (const [label, value] of [['user', user], ['provider', provider]] as const) {
-      if (typeof value !== 'string' || value.length === 0 || value.length > maxOwnerLength) {
-        throw new TypeError(`expireSessions: ${label} must be a non-empty string of at most ${maxOwnerLength} characters`);
-      }
-    }
+    checkOwnerArgument('expireSessions: user', user);
+    checkOwnerArgument('expireSessions: provider', provider);
     return this.#sessions.deleteOwnedBy(user, provider);
   }
 
@@ -311,36 +274,89 @@ export class SessionStore<V extends SessionValues = SessionValues> {
     return session;
   }
 
-  async #delete(target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
+  /** A new session, or a regenerated one: a new id, then one insert or one replace. */
+  async #create(target: CookieTarget, session: Session<V>, record: RecordToWrite): Promise<SaveOutcome> {
     const state = session[sessionState];
-    for (const id of new Set([session.id, state.replacedId])) {
-      if (id) await this.#sessions.delete(id);
+    const id = newSessionId();
+    const expiresAt = new Date(Date.now() + session.options.maxAge * 1000);
+    const cookie = await this.#sealedCookie(session, id, expiresAt);
+    if (!state.regenerating) {
+      await this.#sessions.insert(id, record.data, expiresAt, record.owner);
+    } else if (!(await this.#sessions.replace(session.id, id, record.data, expiresAt, record.owner))) {
+      return this.#expire(target, session);
     }
-    state.ended = true;
-    appendSetCookie(target, this.#expiredCookie(session));
+    session.id = id;
+    state.regenerating = false;
+    this.#stored(session, record.text, expiresAt);
+    appendSetCookie(target, cookie);
+    return 'created';
+  }
+
+  /** A loaded session: a write when values changed or the expiry is due; a cookie when it must change. */
+  async #update(target: CookieTarget, session: Session<V>, record: RecordToWrite): Promise<SaveOutcome> {
+    const state = session[sessionState];
+    const lifetimeMs = session.options.maxAge * 1000;
+    const storedExpiry = state.expiresAt ?? new Date(0);
+    const changed = record.text !== state.storedValues;
+    const wantedExpiry = Date.now() + lifetimeMs;
+    const refresh =
+      Math.abs(wantedExpiry - storedExpiry.getTime()) >= Math.min(this.#touchAfterMs, lifetimeMs / 2);
+    const expiresAt = refresh ? new Date(wantedExpiry) : storedExpiry;
+    const cookie =
+      refresh || !state.sealedWithCurrentKey ? await this.#sealedCookie(session, session.id, expiresAt) : undefined;
+    if (changed || refresh) {
+      const live = await this.#sessions.updateLive(session.id, {
+        ...(changed ? { data: record.data, owner: record.owner } : {}),
+        ...(refresh ? { expiresAt } : {}),
+      });
+      if (!live) return this.#expire(target, session);
+      this.#stored(session, record.text, expiresAt);
+    }
+    if (cookie !== undefined) {
+      appendSetCookie(target, cookie);
+      state.sealedWithCurrentKey = true;
+    }
+    return changed || refresh ? 'updated' : 'unchanged';
+  }
+
+  async #delete(target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
+    if (session.id !== '') await this.#sessions.delete(session.id);
+    this.#end(target, session);
     return 'deleted';
   }
 
-  async #deleteReplaced(session: Session<V>): Promise<void> {
-    const state = session[sessionState];
-    if (state.replacedId === undefined || state.replacedId === session.id) return;
-    await this.#sessions.delete(state.replacedId);
-    state.replacedId = undefined;
+  /** The document was gone or expired: nothing is written, the cookie goes. */
+  #expire(target: CookieTarget, session: Session<V>): SaveOutcome {
+    this.#end(target, session);
+    return 'expired';
   }
 
-  /** Seals the id under the current key pair; cookie and seal end with the document. */
-  async #sendCookie(target: CookieTarget, session: Session<V>, expiresAt: Date): Promise<void> {
+  /** Terminal: the browser's cookie is expired and later saves write nothing. */
+  #end(target: CookieTarget, session: Session<V>): void {
+    session[sessionState].ended = true;
+    appendSetCookie(target, this.#expiredCookie(session));
+  }
+
+  #stored(session: Session<V>, text: string, expiresAt: Date): void {
+    const state = session[sessionState];
+    state.storedValues = text;
+    state.expiresAt = expiresAt;
+    state.sealedWithCurrentKey = true;
+  }
+
+  /**
+   * The Set-Cookie line naming `id`, sealed under the current key pair; built
+   * before any write, so a save that fails here has written nothing. Cookie
+   * and seal end with the document.
+   */
+  async #sealedCookie(session: Session<V>, id: string, expiresAt: Date): Promise<string> {
     const lifetimeMs = expiresAt.getTime() - Date.now();
-    const sealed = await this.#codec.seal(session.name, session.id, lifetimeMs);
-    appendSetCookie(
-      target,
-      serializeCookie(session.name, sealed, {
-        ...cookieAttributes(session.options),
-        maxAge: Math.max(0, Math.round(lifetimeMs / 1000)),
-        expires: expiresAt,
-      }),
-    );
-    session[sessionState].sealedWithCurrentKey = true;
+    const sealed = await this.#codec.seal(session.name, id, lifetimeMs);
+    return serializeCookie(session.name, sealed, {
+      ...cookieAttributes(session.options),
+      maxAge: Math.max(0, Math.round(lifetimeMs / 1000)),
+      expires: expiresAt,
+    });
   }
 
   /** A cookie every browser deletes: empty, Max-Age=0 and an Expires in the past. */
@@ -367,15 +383,6 @@ function cookieAttributes(options: SessionOptions) {
 function appendSetCookie(target: CookieTarget, cookie: string): void {
   if (target instanceof Headers) target.append('Set-Cookie', cookie);
   else target.header('Set-Cookie', cookie, { append: true });
-}
-
-/** `user` and `provider` copied to the document when they are strings. */
-function ownerOf(values: SessionValues): Owner {
-  const { user, provider } = values;
-  return {
-    user: typeof user === 'string' ? user : undefined,
-    provider: typeof provider === 'string' ? provider : undefined,
-  };
 }
 
 function nonNegative(value: number, label: string): number {

@@ -23,8 +23,8 @@ export interface SessionState {
   expiresAt: Date | undefined;
   /** Whether the cookie the browser holds was sealed with the current key pair. */
   sealedWithCurrentKey: boolean;
-  /** The id whose document `save` must delete after `regenerate()`. */
-  replacedId: string | undefined;
+  /** `regenerate()` was called: the next save replaces the document under a new id. */
+  regenerating: boolean;
   /** Deleted (maxAge <= 0, destroy(), or gone from the database): terminal. */
   ended: boolean;
 }
@@ -65,7 +65,7 @@ export class Session<V extends SessionValues = SessionValues> {
     storedValues: undefined,
     expiresAt: undefined,
     sealedWithCurrentKey: false,
-    replacedId: undefined,
+    regenerating: false,
     ended: false,
   };
 
@@ -97,12 +97,13 @@ export class Session<V extends SessionValues = SessionValues> {
   /**
    * Gives the session a new id on its next save and deletes the document
    * under the old one, keeping the values. Call it when privileges change,
-   * above all on sign-in: it defeats session fixation.
+   * above all on sign-in: it defeats session fixation. If the old document
+   * was deleted or expired in the meantime (a forced logout, a `destroy()`
+   * by another request), that save resolves `'expired'` and nothing stays
+   * live: a signed-out session never comes back under a new id.
    */
   regenerate(): void {
-    if (this.id !== '' && this[sessionState].replacedId === undefined) {
-      this[sessionState].replacedId = this.id;
-    }
+    if (this.id !== '') this[sessionState].regenerating = true;
   }
 
   /**

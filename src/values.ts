@@ -17,15 +17,27 @@ export type SessionValues = Record<string, unknown>;
 
 const dateTag = '$date';
 
+/** Deepest nesting of objects and arrays `encodeValues` accepts. */
+export const maxValuesDepth = 100;
+
 /**
  * Encodes values to text. Object properties that are `undefined` are left
  * out, as JSON.stringify does.
- * @throws SessionValuesError for anything not JSON-compatible: functions,
+ * @param maxBytes the largest encoding accepted, in UTF-8 bytes: the walk
+ * keeps a running lower bound of the size and stops as soon as it passes
+ * this, so a huge input (or a small graph of shared references that expands
+ * exponentially) is refused in time proportional to `maxBytes`.
+ * @throws SessionValuesError for anything not JSON-compatible (functions,
  * symbols, bigints, non-finite numbers, invalid Dates, class instances other
- * than Date, Map/Set, and cycles.
+ * than Date, Map/Set, cycles), nesting deeper than {@link maxValuesDepth},
+ * or an encoding larger than `maxBytes`.
  */
-export function encodeValues(values: SessionValues): string {
-  return JSON.stringify(toTagged(values, '', new Set()));
+export function encodeValues(values: SessionValues, maxBytes = Number.POSITIVE_INFINITY): string {
+  const walk: Walk = { ancestors: new Set(), budget: maxBytes, maxBytes };
+  const text = JSON.stringify(toTagged(values, '', walk));
+  const bytes = utf8Length(text);
+  if (bytes > maxBytes) tooLarge(maxBytes, `${bytes} bytes`);
+  return text;
 }
 
 /**
@@ -40,31 +52,46 @@ export function decodeValues(text: string): SessionValues {
   return decoded as SessionValues;
 }
 
-function toTagged(value: unknown, path: string, ancestors: Set<object>): unknown {
+/** State of one encoding walk. */
+interface Walk {
+  /** Objects on the path from the root: a repeat is a cycle. */
+  readonly ancestors: Set<object>;
+  /** Bytes left before the encoding is surely too large. */
+  budget: number;
+  readonly maxBytes: number;
+}
+
+function toTagged(value: unknown, path: string, walk: Walk): unknown {
   switch (typeof value) {
     case 'string':
+      spend(walk, value.length + 2);
+      return value;
     case 'boolean':
+      spend(walk, 4);
       return value;
     case 'number':
       if (!Number.isFinite(value)) fail(path, `the non-finite number ${value}`);
+      spend(walk, 1);
       return value;
     case 'object':
       break;
     default:
       fail(path, `a ${typeof value}`);
   }
+  spend(walk, 2); // null, or the brackets of an object or array
   if (value === null) return null;
   if (value instanceof Date) {
     const time = value.getTime();
     if (Number.isNaN(time)) fail(path, 'an invalid Date');
     return { [dateTag]: time };
   }
-  if (ancestors.has(value)) fail(path, 'a cycle');
-  ancestors.add(value);
+  if (walk.ancestors.has(value)) fail(path, 'a cycle');
+  if (walk.ancestors.size >= maxValuesDepth) fail(path, `nesting deeper than ${maxValuesDepth} levels`);
+  walk.ancestors.add(value);
   try {
     if (Array.isArray(value)) {
       return value.map((item, index) =>
-        item === undefined ? null : toTagged(item, `${path}[${index}]`, ancestors),
+        item === undefined ? null : toTagged(item, `${path}[${index}]`, walk),
       );
     }
     const prototype: unknown = Object.getPrototypeOf(value);
@@ -74,12 +101,27 @@ function toTagged(value: unknown, path: string, ancestors: Set<object>): unknown
     const out: Record<string, unknown> = {};
     for (const [key, item] of Object.entries(value)) {
       if (item === undefined) continue;
-      define(out, key.startsWith('$') ? `$${key}` : key, toTagged(item, `${path}.${key}`, ancestors));
+      spend(walk, key.length + 3);
+      define(out, key.startsWith('$') ? `$${key}` : key, toTagged(item, `${path}.${key}`, walk));
     }
     return out;
   } finally {
-    ancestors.delete(value);
+    walk.ancestors.delete(value);
   }
+}
+
+/** Counts at most as many bytes as the JSON text will have (UTF-16 units <= UTF-8 bytes). */
+function spend(walk: Walk, bytes: number): void {
+  walk.budget -= bytes;
+  if (walk.budget < 0) tooLarge(walk.maxBytes, `more than ${walk.maxBytes} bytes`);
+}
+
+function tooLarge(maxBytes: number, size: string): never {
+  throw new SessionValuesError(`session values take ${size}, more than maxValuesBytes (${maxBytes})`);
+}
+
+function utf8Length(text: string): number {
+  return Buffer.byteLength(text, 'utf8');
 }
 
 function fromTagged(value: unknown): unknown {

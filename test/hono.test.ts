@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { MongoStore, type Session } from '../src/index.ts';
+import { MongoStore, type Session, SessionOptionsError } from '../src/index.ts';
 import { type SessionEnv, sessions } from '../src/hono.ts';
 import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { randomKey } from './support/http.ts';
@@ -137,6 +137,50 @@ describe('sessions() middleware', () => {
     eager.get('/', (c) => c.text('hi'));
     const response = await eager.request('https://app.example/');
     expect(cookieOf(response)).toMatch(/^sid=Fe26/);
+  });
+
+  it('a request held open across a forced logout cannot sign back in by regenerating', async () => {
+    type Owned = { user: string; provider: string };
+    const owned = new MongoStore<Owned>(t.db, { keyPairs: [{ authentication: randomKey() }], collection: `held_${randomBytes(4).toString('hex')}` });
+    const app = new Hono<SessionEnv<Owned>>();
+    app.use(sessions(owned, { name: 'sid' }));
+    app.post('/login', (c) => {
+      c.get('session').values = { user: 'victim', provider: 'password' };
+      return c.text('in');
+    });
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let loaded: () => void = () => {};
+    const sessionLoaded = new Promise<void>((resolve) => {
+      loaded = resolve;
+    });
+    app.post('/elevate', async (c) => {
+      loaded(); // the middleware has loaded the session by now
+      await held; // the attacker keeps the request body open
+      c.get('session').regenerate();
+      return c.text('elevated');
+    });
+
+    const login = await app.request('https://app.example/login', { method: 'POST' });
+    const cookie = cookieOf(login);
+    const attack = app.request('https://app.example/elevate', { method: 'POST', headers: { cookie } });
+    await sessionLoaded;
+    expect(await owned.expireSessions('victim', 'password')).toBe(1); // "sign out everywhere"
+    release();
+    const response = await attack;
+    expect(response.headers.getSetCookie()).toEqual([expect.stringMatching(/^sid=;.*Max-Age=0/)]);
+    expect(await owned.getActiveSessionsCount()).toBe(0);
+  });
+
+  it('refuses a bad cookie name when mounted, not on the first request', () => {
+    expect(() => sessions(store, { name: 'bad name' })).toThrow(SessionOptionsError);
+    expect(() => sessions(store, { name: 'a;b' })).toThrow(SessionOptionsError);
+    expect(() => sessions(store, { name: '' })).toThrow(SessionOptionsError);
+    const plain = new MongoStore(t.db, { keyPairs: [{ authentication: randomKey() }], options: { secure: false } });
+    expect(() => sessions(plain, { name: '__Host-sid' })).toThrow(/requires secure/);
+    expect(() => sessions(store, { name: '__Host-sid' })).not.toThrow();
   });
 
   it('types the session on the context', () => {

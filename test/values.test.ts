@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SessionValuesError } from '../src/errors.ts';
-import { decodeValues, encodeValues } from '../src/values.ts';
+import { decodeValues, encodeValues, maxValuesDepth } from '../src/values.ts';
 
 describe('values encoding', () => {
   it('round-trips Dates and keys that look like tags', () => {
@@ -37,4 +37,28 @@ describe('values encoding', () => {
     expect(() => decodeValues('[1]')).toThrow(SyntaxError);
     expect(() => decodeValues('{')).toThrow(SyntaxError);
   });
+
+  it('refuses deep nesting with SessionValuesError, not a RangeError', () => {
+    let deep: unknown = 'bottom';
+    for (let i = 0; i < 20_000; i++) deep = { d: deep };
+    expect(() => encodeValues({ deep })).toThrow(SessionValuesError);
+    let ok: unknown = 1;
+    for (let i = 0; i < maxValuesDepth - 1; i++) ok = [ok];
+    expect(decodeValues(encodeValues({ ok }))).toEqual({ ok });
+  });
+
+  it('refuses a small graph of shared references that expands past the byte limit, without expanding it', () => {
+    // 45 objects, each referencing the next twice: 2^45 leaves once written out.
+    let node: Record<string, unknown> = { leaf: 'x'.repeat(10) };
+    for (let i = 0; i < 45; i++) node = { a: node, b: node };
+    expect(() => encodeValues(node, 1024 * 1024)).toThrow(/more than maxValuesBytes \(1048576\)/);
+  });
+
+  it('counts the byte limit in UTF-8 bytes of the encoding, exactly at the edge', () => {
+    const text = encodeValues({ s: 'é'.repeat(10) });
+    const bytes = Buffer.byteLength(text);
+    expect(encodeValues({ s: 'é'.repeat(10) }, bytes)).toBe(text);
+    expect(() => encodeValues({ s: 'é'.repeat(10) }, bytes - 1)).toThrow(SessionValuesError);
+  });
 });
+

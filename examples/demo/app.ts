@@ -2,9 +2,16 @@
  * The demo app: sign in, a visit counter, flashes, sign out, sign out
  * everywhere, and the active-session metrics. Pages are plain server-rendered
  * HTML; Hono's html helper escapes every interpolated value.
+ *
+ * It shows the practice we recommend: Hono's own csrf() (Origin and
+ * Sec-Fetch-Site checks on form posts, so no cross-site login or logout) and
+ * secureHeaders(), a `__Host-` cookie name, and no lasting document for
+ * anonymous visitors (only a sign-in stores a session).
  */
 import { Hono } from 'hono';
+import { csrf } from 'hono/csrf';
 import { html } from 'hono/html';
+import { secureHeaders } from 'hono/secure-headers';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { MongoStore } from '../../src/index.ts';
 import { type SessionEnv, sessions } from '../../src/hono.ts';
@@ -16,24 +23,34 @@ export interface DemoValues extends Record<string, unknown> {
   visits: number;
 }
 
-export const cookieName = 'sid';
+/**
+ * `__Host-`: the browser accepts it only Secure, host-only and on path `/`,
+ * so a sibling subdomain cannot plant a duplicate that shadows it.
+ */
+export const cookieName = '__Host-sid';
 const provider = 'password';
 
 export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoValues>> {
   const app = new Hono<SessionEnv<DemoValues>>();
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'unsafe-inline'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+    }),
+  );
+  app.use(csrf());
   app.use(sessions(store, { name: cookieName }));
 
   app.get('/', (c) => {
     const session = c.get('session');
     const flashes = session.flashes<string>();
     const { user } = session.values;
-    if (user === undefined) {
-      return c.html(page('Sign in', flashes, html`
-        <form method="post" action="/login">
-          <label>User name <input name="user" required maxlength="64" autofocus></label>
-          <button type="submit">Sign in</button>
-        </form>`));
-    }
+    if (user === undefined) return c.html(signInPage(flashes));
     session.values.visits = (session.values.visits ?? 0) + 1;
     return c.html(page(`Hello, ${user}`, flashes, html`
       <p>Signed in as <strong id="user">${user}</strong> (provider ${session.values.provider}).</p>
@@ -48,8 +65,8 @@ export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoVa
     const user = typeof body.user === 'string' ? body.user.trim() : '';
     const session = c.get('session');
     if (user === '' || user.length > 64) {
-      session.addFlash('Please enter a user name of 1 to 64 characters.');
-      return c.redirect('/', 303);
+      // Answered in place: a failed sign-in stores nothing.
+      return c.html(signInPage(['Please enter a user name of 1 to 64 characters.']), 400);
     }
     // A new id on sign-in: a session id planted before login is worthless after it.
     session.regenerate();
@@ -84,6 +101,14 @@ export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoVa
   });
 
   return app;
+}
+
+function signInPage(messages: string[]) {
+  return page('Sign in', messages, html`
+    <form method="post" action="/login">
+      <label>User name <input name="user" required maxlength="64" autofocus></label>
+      <button type="submit">Sign in</button>
+    </form>`);
 }
 
 function page(title: string, flashes: string[], body: HtmlEscapedString | Promise<HtmlEscapedString>) {

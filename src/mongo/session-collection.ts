@@ -19,7 +19,7 @@ import {
   type StoredSession,
   storageKey,
 } from '../backend.ts';
-import { SessionStoreError } from '../errors.ts';
+import { SessionOptionsError, SessionStoreError } from '../errors.ts';
 
 /** The stored document. */
 export interface SessionDocument {
@@ -58,7 +58,9 @@ export class SessionCollection implements SessionBackend {
    */
   readonly ensureSchema: () => Promise<void>;
 
+  /** @throws SessionOptionsError for a collection name MongoDB would refuse. */
   constructor(db: Db, name: string, options: SessionCollectionOptions) {
+    checkCollectionName(name);
     this.#collection = db.collection<SessionDocument>(name);
     this.#options = options;
     this.ensureSchema = once(() => this.#createIndexes());
@@ -98,6 +100,32 @@ export class SessionCollection implements SessionBackend {
     if (owner.user !== undefined) doc.user = owner.user;
     if (owner.provider !== undefined) doc.provider = owner.provider;
     await this.#run('insert', undefined, () => this.#collection.insertOne(doc));
+  }
+
+  /**
+   * Regeneration: inserts `newId`, deletes `oldId` only while it is live, and
+   * when that deleted nothing deletes `newId` again. Whatever a concurrent
+   * forced logout or delete does between the commands, no document that was
+   * dead when this ran stays live under the new id. Two commands when it
+   * succeeds, three when the old document was gone.
+   */
+  async replace(oldId: string, newId: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<boolean> {
+    await this.insert(newId, data, expiresAt, owner);
+    let removed: number;
+    try {
+      removed = (
+        await this.#run('delete', undefined, () =>
+          this.#collection.deleteOne({ _id: this.#key(oldId), expiresAt: { $gt: new Date() } }),
+        )
+      ).deletedCount;
+    } catch (error) {
+      // Best effort: the caller keeps the old id and will retry under another new one.
+      await this.delete(newId).catch(() => {});
+      throw error;
+    }
+    if (removed === 1) return true;
+    await this.delete(newId);
+    return false;
   }
 
   /**
@@ -150,10 +178,14 @@ export class SessionCollection implements SessionBackend {
     await this.#run('delete', signal, () => this.#collection.deleteOne({ _id: this.#key(id) }));
   }
 
-  /** Deletes every document of an owner. One command. @returns how many. */
+  /**
+   * Deletes every live document of an owner (expired ones are left to
+   * cleanup, so the count is of sessions actually signed out). One command.
+   * @returns how many.
+   */
   async deleteOwnedBy(user: string, provider: string): Promise<number> {
     const result = await this.#run('deleteOwnedBy', undefined, () =>
-      this.#collection.deleteMany({ user, provider }),
+      this.#collection.deleteMany({ user, provider, expiresAt: { $gt: new Date() } }),
     );
     return result.deletedCount;
   }
@@ -203,5 +235,27 @@ export class SessionCollection implements SessionBackend {
 
   #run<T>(operation: string, signal: AbortSignal | undefined, action: () => Promise<T>): Promise<T> {
     return runOperation(operation, signal, this.ensureSchema, action);
+  }
+}
+
+/**
+ * MongoDB's rules for a collection name (non-empty, no `$` or NUL, not in the
+ * `system.` namespace), checked when the store is built rather than at the
+ * first command.
+ */
+function checkCollectionName(name: unknown): void {
+  if (
+    typeof name !== 'string' ||
+    name.length === 0 ||
+    name.length > 120 ||
+    name.includes('$') ||
+    name.includes('\0') ||
+    name.startsWith('system.') ||
+    name.startsWith('.') ||
+    name.endsWith('.')
+  ) {
+    throw new SessionOptionsError(
+      `collection must be a MongoDB collection name (1 to 120 characters, no '$' or NUL, not system.*), not ${JSON.stringify(name)}`,
+    );
   }
 }

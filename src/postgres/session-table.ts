@@ -82,6 +82,22 @@ export class SessionTable implements SessionBackend {
     );
   }
 
+  /**
+   * One statement: the old row is deleted only while live, and the new row is
+   * inserted only from what that deletion returned, atomically.
+   */
+  async replace(oldId: string, newId: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<boolean> {
+    const result = await this.#query(
+      'replace',
+      undefined,
+      `WITH old AS (DELETE FROM ${this.#table} WHERE token = $1 AND expiry > now() RETURNING token)
+       INSERT INTO ${this.#table} (token, data, expiry, "user", provider)
+       SELECT $2, $3, $4, $5, $6 FROM old`,
+      [this.#key(oldId), this.#key(newId), buffer(data), expiresAt, owner.user ?? null, owner.provider ?? null],
+    );
+    return result.rowCount === 1;
+  }
+
   async updateLive(id: string, change: LiveChange): Promise<boolean> {
     const values: unknown[] = [this.#key(id)];
     const set = ['updated_at = now()'];
@@ -123,7 +139,7 @@ export class SessionTable implements SessionBackend {
     const result = await this.#query(
       'deleteOwnedBy',
       undefined,
-      `DELETE FROM ${this.#table} WHERE "user" = $1 AND provider = $2`,
+      `DELETE FROM ${this.#table} WHERE "user" = $1 AND provider = $2 AND expiry > now()`,
       [user, provider],
     );
     return result.rowCount ?? 0;

@@ -111,7 +111,7 @@ describe('the demo app in Chromium', () => {
 
     const [cookie, ...others] = await context.cookies();
     expect(others).toEqual([]);
-    expect(cookie).toMatchObject({ name: 'sid', httpOnly: true, secure: true, sameSite: 'Lax', path: '/' });
+    expect(cookie).toMatchObject({ name: '__Host-sid', httpOnly: true, secure: true, sameSite: 'Lax', path: '/' });
     expect(cookie?.value).toMatch(/^Fe26\.2\*/);
     const docs = await sessions().find({ user: 'alice' }).toArray();
     expect(docs).toHaveLength(1);

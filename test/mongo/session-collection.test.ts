@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MongoStore, SessionStoreError } from '../../src/index.ts';
+import { MongoDBStore, MongoStore, SessionOptionsError, SessionStoreError } from '../../src/index.ts';
 import { isFerretDB, openTestDatabase, type TestDatabase } from '../support/database.ts';
 import { onlyCookie, randomKey, requestWith } from '../support/http.ts';
 
@@ -20,6 +20,17 @@ const keyPairs = [{ authentication: randomKey() }];
 const uniqueCollection = () => `sessions_${randomBytes(5).toString('hex')}`;
 
 describe('the MongoDB backend', () => {
+  it('refuses a collection name MongoDB would refuse when the store is built, before any command', async () => {
+    for (const collection of ['', 'a$b', 'a\0b', 'system.sessions', '.x', 'x'.repeat(121), 42]) {
+      const commands = await t.commands.during(() => {
+        expect(() => new MongoStore(t.db, { keyPairs, collection: collection as string })).toThrow(SessionOptionsError);
+        expect(() => new MongoDBStore(t.db, { collection: collection as string })).toThrow(SessionOptionsError);
+        return Promise.resolve();
+      });
+      expect(commands).toEqual([]);
+    }
+  });
+
   it('init creates the expiry and owner indexes, and tolerates existing ones', async () => {
     const collection = uniqueCollection();
     await new MongoStore(t.db, { keyPairs, collection }).init();

@@ -31,6 +31,8 @@ export interface RawPlace {
   countLive(): Promise<number>;
   record(key: string): Promise<RawRecord | undefined>;
   keys(): Promise<string[]>;
+  /** Keys of the records whose expiry is in the future. */
+  liveKeys(): Promise<string[]>;
   setExpiry(key: string, at: Date): Promise<void>;
   expireAll(): Promise<void>;
   insertExpired(key: string): Promise<void>;
@@ -74,6 +76,8 @@ export function mongoBackend(): Backend {
         return doc ? { user: doc.user, provider: doc.provider, expiresAt: doc.expiresAt } : undefined;
       },
       keys: async () => (await docs.find({}, { projection: { _id: 1 } }).toArray()).map((doc) => doc._id),
+      liveKeys: async () =>
+        (await docs.find({ expiresAt: { $gt: new Date() } }, { projection: { _id: 1 } }).toArray()).map((doc) => doc._id),
       setExpiry: async (key, at) => void (await docs.updateOne({ _id: key }, { $set: { expiresAt: at } })),
       expireAll: async () => void (await docs.updateMany({}, { $set: { expiresAt: new Date(Date.now() - 1000) } })),
       insertExpired: async (key) => void (await docs.insertOne({ _id: key, expiresAt: new Date(Date.now() - 1000) })),
@@ -139,6 +143,7 @@ export function postgresBackend(): Backend {
         return row ? { user: row.user ?? undefined, provider: row.provider ?? undefined, expiresAt: row.expiry } : undefined;
       },
       keys: async () => (await q<{ token: string }>(`SELECT token FROM ${t}`)).map((row) => row.token),
+      liveKeys: async () => (await q<{ token: string }>(`SELECT token FROM ${t} WHERE expiry > now()`)).map((row) => row.token),
       setExpiry: async (key, at) => void (await q(`UPDATE ${t} SET expiry = $2 WHERE token = $1`, [key, at])),
       expireAll: async () => void (await q(`UPDATE ${t} SET expiry = now() - interval '1 second'`)),
       insertExpired: async (key) =>

@@ -1,0 +1,71 @@
+/**
+ * The demo app's security practice, in-process (`app.request`): CSRF checks
+ * on form posts, security headers, a `__Host-` cookie, and no lasting
+ * document for anonymous visitors.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cookieName, createApp, type DemoValues } from '../../examples/demo/app.ts';
+import { MongoStore } from '../../src/index.ts';
+import { openTestDatabase, type TestDatabase } from '../support/database.ts';
+import { randomKey } from '../support/http.ts';
+
+let t: TestDatabase;
+let app: ReturnType<typeof createApp>;
+const origin = 'https://demo.example';
+const form = (body: string, headers: Record<string, string> = {}) => ({
+  method: 'POST',
+  body,
+  headers: { 'content-type': 'application/x-www-form-urlencoded', origin, ...headers },
+});
+
+beforeAll(async () => {
+  t = await openTestDatabase();
+  const store = new MongoStore<DemoValues>(t.db, { keyPairs: [{ authentication: randomKey() }] });
+  await store.init();
+  app = createApp(store);
+});
+afterAll(() => t.close());
+
+const documents = () => t.db.collection('sessions').countDocuments();
+
+describe('the demo app', () => {
+  it('refuses a cross-site sign-in (login CSRF) and stores nothing', async () => {
+    for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }]) {
+      const response = await app.request(`${origin}/login`, form('user=victim', headers));
+      expect(response.status).toBe(403);
+      expect(response.headers.getSetCookie()).toEqual([]);
+    }
+    expect(await documents()).toBe(0);
+  });
+
+  it('signs in from its own origin with a __Host- cookie', async () => {
+    const response = await app.request(`${origin}/login`, form('user=alice'));
+    expect(response.status).toBe(303);
+    const [cookie] = response.headers.getSetCookie();
+    expect(cookie).toMatch(new RegExp(`^${cookieName}=Fe26`));
+    expect(cookieName.startsWith('__Host-')).toBe(true);
+    expect(cookie).toMatch(/; Path=\/;/);
+    expect(cookie).not.toMatch(/Domain=/i);
+    expect(await documents()).toBe(1);
+  });
+
+  it('sends security headers on every page', async () => {
+    const response = await app.request(`${origin}/`);
+    expect(response.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+    expect(response.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(response.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+    expect(response.headers.get('referrer-policy')).toBe('no-referrer');
+  });
+
+  it('lets nothing anonymous create a document: 50 empty sign-ins and 50 visits store nothing', async () => {
+    const before = await documents();
+    for (let i = 0; i < 50; i++) {
+      const response = await app.request(`${origin}/login`, form('user='));
+      expect(response.status).toBe(400);
+      expect(response.headers.getSetCookie()).toEqual([]);
+      expect(await response.text()).toContain('Please enter a user name');
+      expect((await app.request(`${origin}/`)).headers.getSetCookie()).toEqual([]);
+    }
+    expect(await documents()).toBe(before);
+  });
+});

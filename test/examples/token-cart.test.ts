@@ -1,0 +1,26 @@
+/** The README's token-store example never stores a token the client chose. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cartApp } from '../../examples/token-cart/app.ts';
+import { backends } from '../support/backends.ts';
+
+describe.each(backends)('the token-store cart example on $name', (backend) => {
+  beforeAll(() => backend.open());
+  afterAll(() => backend.close());
+
+  it('issues its own token for an unknown cart cookie and reuses only tokens it stored', async () => {
+    const { store, raw } = await backend.tokenStore({ cleanupInterval: 0 });
+    const app = cartApp(store);
+    const cartOf = (response: Response) => /^cart=([^;]+)/.exec(response.headers.getSetCookie()[0] ?? '')?.[1];
+
+    const planted = 'attacker-chosen-token';
+    const first = await app.request('https://app.example/cart', { method: 'POST', headers: { cookie: `cart=${planted}` } });
+    const issued = cartOf(first);
+    expect(issued).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(await raw.keys()).toEqual([issued]);
+    expect(await store.find(planted)).toBeUndefined();
+
+    const second = await app.request('https://app.example/cart', { method: 'POST', headers: { cookie: `cart=${issued}` } });
+    expect(cartOf(second)).toBe(issued);
+    expect(await second.json()).toEqual(['apple', 'apple']);
+  });
+});

@@ -1,0 +1,418 @@
+/**
+ * A model-based test of the session lifecycle (fast-check's `fc.commands`
+ * with `fc.asyncModelRun`), on both backends, against a small reference model.
+ *
+ * Browsers ("clients") hold cookies; requests load a session and save it, at
+ * once or later ("in flight": loaded before other commands, saved after
+ * them); forced logouts, expiry and key rotation happen in between. After
+ * every command the real store must agree with the model:
+ * - the live records are exactly the model's live sessions (so no signed-out
+ *   or expired session is live under any id);
+ * - `getActiveSessionsCount()` is the model's count;
+ * - each client's cookie loads the model's values, or a fresh session when
+ *   the model says it leads nowhere.
+ */
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { KeyPair, SaveOutcome, Session } from '../src/index.ts';
+import type { SessionStore } from '../src/session-store.ts';
+import { type Backend, backends, type RawPlace } from './support/backends.ts';
+import { randomKey, requestWith, sentCookies } from './support/http.ts';
+
+type Values = Record<string, unknown>;
+const cookieName = 'sid';
+const users = ['alice', 'bob'] as const;
+const provider = 'password';
+const clientCount = 3;
+const slotCount = 2;
+
+/** One session as the model sees it. */
+interface ModelSession {
+  values: Values;
+  live: boolean;
+  /** The id the real store gave it (the model needs it to compare records). */
+  realId: string;
+}
+
+/** One browser: the cookie it holds, which session and which key generation it names. */
+interface ModelClient {
+  cookie: string | undefined;
+  session: ModelSession | undefined;
+  keyGeneration: number;
+}
+
+/** A request that has loaded its session and not saved it yet. */
+interface Pending {
+  client: number;
+  /** The live session it loaded, or undefined for a fresh one. */
+  session: ModelSession | undefined;
+  values: Values;
+}
+
+interface Model {
+  sessions: ModelSession[];
+  clients: ModelClient[];
+  pending: (Pending | undefined)[];
+  /** Key generations in the store's list, the first seals. */
+  keys: number[];
+  nextKey: number;
+}
+
+interface Real {
+  backend: Backend;
+  place: string;
+  raw: RawPlace;
+  store: SessionStore<Values>;
+  keyPairs: Map<number, KeyPair>;
+  pending: ({ req: Request; session: Session<Values> } | undefined)[];
+}
+
+/** What a request does with the session it loaded. */
+type Action =
+  | { kind: 'change'; key: string; value: number }
+  | { kind: 'keep' }
+  | { kind: 'sign-in'; user: string }
+  | { kind: 'sign-out' };
+
+function reachable(model: Model, client: ModelClient): ModelSession | undefined {
+  const { session } = client;
+  return session?.live && model.keys.includes(client.keyGeneration) ? session : undefined;
+}
+
+/** Loads the client's session into a slot: model and real side. */
+async function load(model: Model, real: Real, client: number, slot: number): Promise<void> {
+  const modelClient = model.clients[client] as ModelClient;
+  const expected = reachable(model, modelClient);
+  const req = requestWith(modelClient.cookie === undefined ? {} : { [cookieName]: modelClient.cookie });
+  const session = await real.store.get(req, cookieName);
+  expect(session.isNew).toBe(expected === undefined);
+  expect(session.values).toEqual(expected?.values ?? {});
+  model.pending[slot] = { client, session: expected, values: structuredClone(expected?.values ?? {}) };
+  real.pending[slot] = { req, session };
+}
+
+/** Applies `action` to the loaded session, saves it, and checks the outcome against the model's. */
+async function finish(model: Model, real: Real, slot: number, action: Action): Promise<void> {
+  const pending = model.pending[slot] as Pending;
+  const { req, session } = real.pending[slot] as { req: Request; session: Session<Values> };
+  model.pending[slot] = undefined;
+  real.pending[slot] = undefined;
+  const client = model.clients[pending.client] as ModelClient;
+
+  const values = structuredClone(pending.values);
+  if (action.kind === 'change') {
+    values[action.key] = action.value;
+    session.values[action.key] = action.value;
+  } else if (action.kind === 'sign-in') {
+    session.regenerate();
+    Object.assign(values, { user: action.user, provider });
+    Object.assign(session.values, { user: action.user, provider });
+  } else if (action.kind === 'sign-out') {
+    session.destroy();
+  }
+  // An untouched fresh session is not saved (as the middleware does).
+  if (pending.session === undefined && action.kind === 'keep') return;
+
+  const headers = new Headers();
+  const outcome = await real.store.save(req, headers, session);
+  const expected = expectedOutcome(pending, action, values);
+  expect(outcome).toBe(expected);
+
+  const [sent] = sentCookies(headers);
+  if (expected === 'created') {
+    const created: ModelSession = { values, live: true, realId: session.id };
+    if (pending.session !== undefined) pending.session.live = false;
+    model.sessions.push(created);
+    Object.assign(client, { cookie: sent?.value, session: created, keyGeneration: model.keys[0] });
+  } else if (expected === 'updated' || expected === 'unchanged') {
+    const target = pending.session as ModelSession;
+    if (expected === 'updated') target.values = values;
+    if (sent !== undefined) Object.assign(client, { cookie: sent.value, session: target, keyGeneration: model.keys[0] });
+  } else {
+    // deleted or expired: the browser's cookie is expired, the session is dead.
+    expect(sent?.value).toBe('');
+    if (pending.session !== undefined) pending.session.live = false;
+    Object.assign(client, { cookie: undefined, session: undefined });
+  }
+}
+
+function expectedOutcome(pending: Pending, action: Action, values: Values): SaveOutcome {
+  const loaded = pending.session;
+  if (action.kind === 'sign-out') return 'deleted';
+  if (loaded === undefined) return 'created';
+  const changed = JSON.stringify(values) !== JSON.stringify(pending.values);
+  if (action.kind === 'sign-in') return loaded.live ? 'created' : 'expired';
+  if (!changed) return 'unchanged';
+  return loaded.live ? 'updated' : 'expired';
+}
+
+/** The invariants, checked after every command. */
+async function checkInvariants(model: Model, real: Real): Promise<void> {
+  const live = model.sessions.filter((session) => session.live).map((session) => session.realId);
+  expect((await real.raw.liveKeys()).sort()).toEqual(live.sort());
+  expect(await real.store.getActiveSessionsCount()).toBe(live.length);
+  for (const client of model.clients) {
+    if (client.cookie === undefined) continue;
+    const session = await real.store.get(requestWith({ [cookieName]: client.cookie }), cookieName);
+    const expected = reachable(model, client);
+    expect(session.isNew).toBe(expected === undefined);
+    expect(session.values).toEqual(expected?.values ?? {});
+  }
+}
+
+/** Rebuilds the store on the same place with the model's key list. */
+async function rebuildStore(model: Model, real: Real): Promise<void> {
+  const keyPairs = model.keys.map((generation) => real.keyPairs.get(generation) as KeyPair);
+  real.store = (await real.backend.sessionStore<Values>({ keyPairs }, real.place, false)).store;
+}
+
+type Command = fc.AsyncCommand<Model, Real, false>;
+
+/** Commands run so far in this file (per backend: reset before each property). */
+let executed = 0;
+
+/** A base whose run also checks the invariants afterwards. */
+abstract class LifecycleCommand implements Command {
+  check(_model: Readonly<Model>): boolean {
+    return true;
+  }
+  async run(model: Model, real: Real): Promise<void> {
+    executed++;
+    await this.apply(model, real);
+    await checkInvariants(model, real);
+  }
+  abstract apply(model: Model, real: Real): Promise<void>;
+  abstract toString(): string;
+}
+
+/** A whole request: load, act, save. */
+class Request_ extends LifecycleCommand {
+  constructor(readonly client: number, readonly action: Action) {
+    super();
+  }
+  override check(model: Readonly<Model>): boolean {
+    return model.pending[slotCount] === undefined;
+  }
+  async apply(model: Model, real: Real): Promise<void> {
+    await load(model, real, this.client, slotCount);
+    await finish(model, real, slotCount, this.action);
+  }
+  toString(): string {
+    return `request(client ${this.client}, ${describeAction(this.action)})`;
+  }
+}
+
+/** The first half of an in-flight request: its session is loaded now and saved by a later Finish. */
+class Load extends LifecycleCommand {
+  constructor(readonly client: number, readonly slot: number) {
+    super();
+  }
+  override check(model: Readonly<Model>): boolean {
+    return model.pending[this.slot] === undefined;
+  }
+  apply(model: Model, real: Real): Promise<void> {
+    return load(model, real, this.client, this.slot);
+  }
+  toString(): string {
+    return `load(client ${this.client}, slot ${this.slot})`;
+  }
+}
+
+class Finish extends LifecycleCommand {
+  constructor(readonly slot: number, readonly action: Action) {
+    super();
+  }
+  override check(model: Readonly<Model>): boolean {
+    return model.pending[this.slot] !== undefined;
+  }
+  apply(model: Model, real: Real): Promise<void> {
+    return finish(model, real, this.slot, this.action);
+  }
+  toString(): string {
+    return `finish(slot ${this.slot}, ${describeAction(this.action)})`;
+  }
+}
+
+class ExpireSessions extends LifecycleCommand {
+  constructor(readonly user: string) {
+    super();
+  }
+  async apply(model: Model, real: Real): Promise<void> {
+    const owned = model.sessions.filter((session) => session.live && session.values.user === this.user);
+    expect(await real.store.expireSessions(this.user, provider)).toBe(owned.length);
+    for (const session of owned) session.live = false;
+  }
+  toString(): string {
+    return `expireSessions(${this.user})`;
+  }
+}
+
+/** The client's session expires (its record's expiry passes). */
+class Expire extends LifecycleCommand {
+  constructor(readonly client: number) {
+    super();
+  }
+  async apply(model: Model, real: Real): Promise<void> {
+    const session = model.clients[this.client]?.session;
+    if (!session?.live) return;
+    await real.raw.setExpiry(session.realId, new Date(Date.now() - 1000));
+    session.live = false;
+  }
+  toString(): string {
+    return `expire(client ${this.client})`;
+  }
+}
+
+/** A new key pair in front of the list. Only between requests: a deploy restarts the store. */
+class AddKey extends LifecycleCommand {
+  override check(model: Readonly<Model>): boolean {
+    return model.pending.every((pending) => pending === undefined) && model.keys.length < 3;
+  }
+  async apply(model: Model, real: Real): Promise<void> {
+    const generation = model.nextKey++;
+    real.keyPairs.set(generation, { authentication: randomKey(), encryption: randomKey() });
+    model.keys.unshift(generation);
+    await rebuildStore(model, real);
+  }
+  toString(): string {
+    return 'addKey()';
+  }
+}
+
+/** The oldest pair dropped: cookies sealed under it lead nowhere. */
+class DropOldestKey extends LifecycleCommand {
+  override check(model: Readonly<Model>): boolean {
+    return model.pending.every((pending) => pending === undefined) && model.keys.length > 1;
+  }
+  async apply(model: Model, real: Real): Promise<void> {
+    model.keys.pop();
+    await rebuildStore(model, real);
+  }
+  toString(): string {
+    return 'dropOldestKey()';
+  }
+}
+
+/**
+ * A sign-in (regenerating save) and a forced logout of the signing-in user,
+ * truly concurrent. Either may win: the regenerating save resolves
+ * `'expired'` (nothing of it stays live) or `'created'` (its new id may or may
+ * not have been seen by the logout). The old id is dead either way, and the
+ * model follows what the database shows only for the new id.
+ */
+class RaceSignInWithLogout extends LifecycleCommand {
+  constructor(readonly client: number, readonly user: string) {
+    super();
+  }
+  override check(model: Readonly<Model>): boolean {
+    return model.pending[slotCount] === undefined;
+  }
+  async apply(model: Model, real: Real): Promise<void> {
+    await load(model, real, this.client, slotCount);
+    const pending = model.pending[slotCount] as Pending;
+    const { req, session } = real.pending[slotCount] as { req: Request; session: Session<Values> };
+    model.pending[slotCount] = undefined;
+    real.pending[slotCount] = undefined;
+    session.regenerate();
+    Object.assign(session.values, { user: this.user, provider });
+    const headers = new Headers();
+    const [outcome] = await Promise.all([real.store.save(req, headers, session), real.store.expireSessions(this.user, provider)]);
+
+    if (pending.session === undefined || pending.session.values.user !== this.user) expect(outcome).toBe('created');
+    const client = model.clients[this.client] as ModelClient;
+    for (const other of model.sessions) if (other.live && other.values.user === this.user) other.live = false;
+    if (pending.session !== undefined) pending.session.live = false;
+    const [sent] = sentCookies(headers);
+    if (outcome === 'expired') {
+      expect(sent?.value).toBe('');
+      Object.assign(client, { cookie: undefined, session: undefined });
+      return;
+    }
+    expect(outcome).toBe('created');
+    const live = (await real.raw.liveKeys()).includes(session.id);
+    const created: ModelSession = { values: { ...pending.values, user: this.user, provider }, live, realId: session.id };
+    model.sessions.push(created);
+    Object.assign(client, { cookie: sent?.value, session: created, keyGeneration: model.keys[0] });
+  }
+  toString(): string {
+    return `raceSignInWithLogout(client ${this.client}, ${this.user})`;
+  }
+}
+
+function describeAction(action: Action): string {
+  switch (action.kind) {
+    case 'change':
+      return `set ${action.key}=${action.value}`;
+    case 'sign-in':
+      return `sign in as ${action.user}`;
+    default:
+      return action.kind;
+  }
+}
+
+const client = fc.integer({ min: 0, max: clientCount - 1 });
+const slot = fc.integer({ min: 0, max: slotCount - 1 });
+const user = fc.constantFrom(...users);
+const action: fc.Arbitrary<Action> = fc.oneof(
+  fc.record({ kind: fc.constant('change' as const), key: fc.constantFrom('visits', 'theme'), value: fc.integer({ min: 0, max: 3 }) }),
+  fc.constant({ kind: 'keep' as const }),
+  user.map((name) => ({ kind: 'sign-in' as const, user: name })),
+  fc.constant({ kind: 'sign-out' as const }),
+);
+const commands = fc.commands(
+  [
+    fc.tuple(client, action).map(([c, a]) => new Request_(c, a)),
+    fc.tuple(client, slot).map(([c, s]) => new Load(c, s)),
+    fc.tuple(slot, action).map(([s, a]) => new Finish(s, a)),
+    user.map((name) => new ExpireSessions(name)),
+    client.map((c) => new Expire(c)),
+    fc.constant(new AddKey()),
+    fc.constant(new DropOldestKey()),
+    fc.tuple(client, user).map(([c, u]) => new RaceSignInWithLogout(c, u)),
+  ],
+  { maxCommands: 30, size: 'max' },
+);
+
+/** Fixed seed: the same runs every time; set MONGOSTORE_MODEL_SEED to explore others. */
+const seed = Number(process.env.MONGOSTORE_MODEL_SEED ?? 20261123);
+const numRuns = Number(process.env.MONGOSTORE_MODEL_RUNS ?? 150);
+
+describe.each(backends)('session lifecycle model on $name', (backend: Backend) => {
+  beforeAll(() => backend.open());
+  afterAll(() => backend.close());
+
+  it('agrees with the model after every command', async () => {
+    let runs = 0;
+    executed = 0;
+    await fc.assert(
+      fc.asyncProperty(commands, async (cmds) => {
+        runs++;
+        const place = `lifecycle_${runs}_${Math.random().toString(36).slice(2, 8)}`;
+        const first = { authentication: randomKey(), encryption: randomKey() };
+        const { store, raw } = await backend.sessionStore<Values>({ keyPairs: [first] }, place);
+        const setup = () => ({
+          model: {
+            sessions: [],
+            clients: Array.from({ length: clientCount }, () => ({ cookie: undefined, session: undefined, keyGeneration: 0 })),
+            pending: Array.from({ length: slotCount + 1 }, () => undefined),
+            keys: [0],
+            nextKey: 1,
+          } satisfies Model,
+          real: {
+            backend,
+            place,
+            raw,
+            store,
+            keyPairs: new Map([[0, first]]),
+            pending: Array.from({ length: slotCount + 1 }, () => undefined),
+          } satisfies Real,
+        });
+        await fc.asyncModelRun(setup, cmds);
+      }),
+      { seed, numRuns, interruptAfterTimeLimit: 60_000, markInterruptAsFailure: false },
+    );
+    // The runs exercised the store (not only commands whose check refused them).
+    expect(executed).toBeGreaterThan(runs * 3);
+    console.log(`lifecycle model on ${backend.name}: ${runs} runs, ${executed} commands, seed ${seed}`);
+  }, 180_000);
+});
