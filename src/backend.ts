@@ -10,10 +10,48 @@ import type { Owner } from './owner.ts';
 
 export type { Owner } from './owner.ts';
 
+/**
+ * How long a session lives, as its app set it: kept with the record so that
+ * a "remember me" lifetime or a browser-session cookie survives the
+ * session's later requests.
+ */
+export interface Lifetime {
+  /** Seconds of inactivity after which the record expires (whole seconds). */
+  maxAge: number;
+  /** False: the cookie is a browser-session cookie (no Max-Age/Expires). */
+  persistent: boolean;
+}
+
 /** A live record as the stores see it. */
 export interface StoredSession {
+  readonly state: 'live';
   data: Uint8Array;
   expiresAt: Date;
+  /** When the session was first saved; kept across regeneration. */
+  createdAt: Date;
+  /** The session's own lifetime; undefined for records written without one (token stores). */
+  lifetime: Lifetime | undefined;
+}
+
+/**
+ * A record that `replace` moved to a new id a short while ago: its id leads
+ * to no session, but a request still holding it is a parallel request of the
+ * same browser (which holds the new cookie), not a stale cookie to clear.
+ */
+export interface ReplacedSession {
+  readonly state: 'replaced';
+}
+
+/** What `find` gives for an id: a live record, a recent replacement, or nothing. */
+export type FoundSession = StoredSession | ReplacedSession | undefined;
+
+/** A session record to write. */
+export interface SessionRecord {
+  data: Uint8Array;
+  expiresAt: Date;
+  owner: Owner;
+  createdAt: Date;
+  lifetime: Lifetime;
 }
 
 /** What `updateLive` changes; fields left out keep their value. */
@@ -21,45 +59,59 @@ export interface LiveChange {
   data?: Uint8Array;
   expiresAt?: Date;
   owner?: Owner;
+  lifetime?: Lifetime;
 }
 
 /**
+ * The result of a write that needs the record live: done, the record was
+ * replaced by a parallel regeneration (its id is a tombstone), or it is gone
+ * (missing, expired, force-expired).
+ */
+export type LiveWrite = 'done' | 'replaced' | 'gone';
+
+/** How long a replaced id stays recognisable as such, in milliseconds. */
+export const replacedRecordMs = 5 * 60 * 1000;
+
+/**
  * Session records keyed by id, with data, an expiry and an optional owner.
- * Every read returns live records only (expiry in the future); every method
- * is one database command once the schema exists, and rejects with
- * SessionStoreError (cause: the driver's error) when the database fails.
- * Methods that take a signal reject with an AbortError when it aborts.
+ * Every read returns live records only (expiry in the future; replaced
+ * records are reported as such, never with data); every method is one
+ * database command once the schema exists unless it says otherwise, and
+ * rejects with SessionStoreError (cause: the driver's error) when the
+ * database fails. Methods that take a signal reject with the signal's reason
+ * (an AbortError or TimeoutError) when it aborts.
  */
 export interface SessionBackend {
   /** Creates indexes or tables once per instance; retried after a failure. */
   ensureSchema(): Promise<void>;
-  /** The live record for `id`, or undefined when missing or expired. */
-  find(id: string, signal?: AbortSignal): Promise<StoredSession | undefined>;
+  /** The live record for `id`, a replaced one, or undefined when missing or expired. */
+  find(id: string, signal?: AbortSignal): Promise<FoundSession>;
   /** Every live record as id -> data. */
   findAll(signal?: AbortSignal): Promise<Map<string, Uint8Array>>;
   /** Inserts a new record. */
-  insert(id: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<void>;
+  insert(id: string, record: SessionRecord, signal?: AbortSignal): Promise<void>;
   /**
    * Moves a live record to a new id (regeneration): inserts `newId`, and
-   * removes `oldId` only while it is live. When `oldId` was missing or
-   * expired, nothing stays: `newId` is removed too (or never written) and
-   * the result is false. Safe in every interleaving with `delete` and
-   * `deleteOwnedBy`: a record that was deleted or expired never lives on
-   * under the new id. At most three commands (two when it succeeds).
-   * @returns true when the record now lives under `newId` only.
+   * turns `oldId` into a short-lived replaced record (no data, no owner)
+   * only while it is live. When `oldId` was not live, nothing stays: `newId`
+   * is removed again (or never written). Safe in every interleaving with
+   * `delete`, `deleteOwnedBy` and another `replace` of `oldId`: a record that
+   * was deleted, expired or already replaced never lives on under a new id.
+   * The record's `createdAt` is the caller's (the old record's). At most
+   * three commands (two when it succeeds).
    */
-  replace(oldId: string, newId: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<boolean>;
-  /** Updates a live record; never creates or revives one. @returns false when missing or expired. */
-  updateLive(id: string, change: LiveChange): Promise<boolean>;
+  replace(oldId: string, newId: string, record: SessionRecord, signal?: AbortSignal): Promise<LiveWrite>;
+  /** Updates a live record; never creates or revives one. */
+  updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite>;
   /** Inserts, or replaces data and expiry whether or not the record was live. */
   upsert(id: string, data: Uint8Array, expiresAt: Date, signal?: AbortSignal): Promise<void>;
   /** Deletes the record, live or not; fine when missing. */
   delete(id: string, signal?: AbortSignal): Promise<void>;
   /** Deletes every live record of an owner. @returns how many. */
   deleteOwnedBy(user: string, provider: string): Promise<number>;
-  /** Counts live records. */
+  /** Counts live records (not replaced ones). */
   countLive(): Promise<number>;
-  /** Deletes expired records. @returns how many. */
+  /** Deletes expired records (replaced ones included, once their short life is over). @returns how many. */
   deleteExpired(): Promise<number>;
 }
 

@@ -11,6 +11,7 @@
 import { defaults, type password, seal, unseal } from 'iron-webcrypto';
 import { SessionOptionsError } from './errors.ts';
 import { deriveKeyPair, type KeyPair } from './keys.ts';
+import { isSessionId } from './session.ts';
 
 /** Why a cookie value did not unseal. Every case yields a fresh session. */
 export type UnsealFailure =
@@ -46,7 +47,6 @@ interface CacheEntry {
 
 /** Longest cookie value looked at; browsers cap a cookie at about 4 KB. */
 const maxCookieValueLength = 4096;
-const idPattern = /^[A-Za-z0-9_-]{43}$/;
 
 /** Seals and unseals session ids under a list of key pairs. */
 export class CookieCodec {
@@ -70,9 +70,21 @@ export class CookieCodec {
       throw new SessionOptionsError('unsealCacheSize must be a whole number >= 0');
     }
     this.#passwords = {};
+    const integrityKeys = new Set<string>();
+    const encryptionKeys = new Set<string>();
     for (const [index, pair] of keyPairs.entries()) {
       const keys = deriveKeyPair(pair, `keyPairs[${index}]`);
+      integrityKeys.add(Buffer.from(keys.integrity).toString('hex'));
+      encryptionKeys.add(Buffer.from(keys.encryption).toString('hex'));
       this.#passwords[keys.id] ??= { id: keys.id, integrity: keys.integrity, encryption: keys.encryption };
+    }
+    // Within a pair deriveKeyPair keeps the two keys apart; across pairs, a
+    // key given as one pair's authentication key and another's encryption
+    // key would serve both algorithms.
+    for (const key of integrityKeys) {
+      if (encryptionKeys.has(key)) {
+        throw new SessionOptionsError('keyPairs: a key is the authentication key of one pair and the encryption key of another');
+      }
     }
     this.#sealingPassword = Object.values(this.#passwords)[0] as password.Specific;
     this.#cacheSize = cacheSize;
@@ -154,7 +166,7 @@ export class CookieCodec {
 function isPayload(payload: unknown): payload is { n: string; i: string } {
   if (payload === null || typeof payload !== 'object') return false;
   const { n, i } = payload as Record<string, unknown>;
-  return typeof n === 'string' && typeof i === 'string' && idPattern.test(i);
+  return typeof n === 'string' && isSessionId(i);
 }
 
 function failureReason(error: unknown): UnsealFailure {

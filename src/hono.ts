@@ -10,60 +10,62 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { validateCookie } from './options.ts';
 import type { SessionStore } from './session-store.ts';
 import type { Session } from './session.ts';
-import type { SessionValues } from './values.ts';
+import type { SessionValues, Storable } from './values.ts';
 
 /**
- * The Hono environment the middleware provides: `c.get('session')` (or
- * `c.var.session`) is the request's Session, typed by `V`.
+ * The Hono environment the middleware provides: `c.get(key)` (or
+ * `c.var[key]`) is the request's Session, typed by `V`; `key` is the
+ * middleware's `contextKey`, `'session'` by default.
  */
-export interface SessionEnv<V extends SessionValues = SessionValues> {
-  Variables: { session: Session<V> };
+export interface SessionEnv<V extends Storable<V> = SessionValues, K extends string = 'session'> {
+  Variables: { [P in K]: Session<V> };
 }
 
 /** Options of {@link sessions}. */
-export interface SessionMiddlewareOptions {
+export interface SessionMiddlewareOptions<K extends string = 'session'> {
   /** The cookie name. */
   name: string;
   /**
-   * Save a new session whose values are still empty (creating a document
-   * and a cookie for every visitor). Default false, as express-session
-   * users configure it: a session is stored once it holds something.
+   * The context variable that holds the session. Default `'session'`; give
+   * each of several mounted middlewares (one per cookie) its own.
    */
-  saveUninitialized?: boolean | undefined;
+  contextKey?: K | undefined;
 }
 
 /**
  * Loads the session named `options.name` before the handler (through the
- * store's per-request registry) and saves it after, adding any Set-Cookie to
- * the response however the handler built it (`c.text`, `c.json`,
- * `c.redirect`, or a returned `Response`, even one with immutable headers).
- * The store's rules hold: an unchanged session costs no write and no cookie,
- * and a new session is not stored while its values are empty (see
- * `saveUninitialized`).
+ * store's per-request registry) and puts it on the context; after the
+ * handler, saves every session the store handed out for the request, in the
+ * order they were first asked for (the store's `saveAll`: a second named
+ * session from `store.get(c.req, 'prefs')`, and a fresh one from `store.new`
+ * after a `destroy()`), adding any Set-Cookie to the response however the
+ * handler built it (`c.text`, `c.json`, `c.redirect`, or a returned
+ * `Response`, even one with immutable headers). The store's rules hold: an
+ * unchanged session costs no write and no cookie, a new session is not
+ * stored while it is empty (the store's `saveUninitialized`), and a dead
+ * cookie the request carried is cleared.
  *
- * When the handler threw (Hono's `c.error` is set), the session is not
- * saved, so a half-done change is never stored. A failing load or save
- * (e.g. SessionStoreError) propagates to Hono's error handling.
+ * When the handler threw (Hono's `c.error` is set), nothing is saved, so a
+ * half-done change is never stored. A failing load or save (e.g.
+ * SessionStoreError) propagates to Hono's error handling.
  *
  * @throws SessionOptionsError at once, when mounting, for a cookie name
  * browsers reject or one whose prefix the store's options break (`__Host-`
  * needs `secure`, path `/` and no domain).
  */
-export function sessions<V extends SessionValues = SessionValues>(
+export function sessions<V extends Storable<V> = SessionValues, K extends string = 'session'>(
   store: SessionStore<V>,
-  options: SessionMiddlewareOptions,
-): MiddlewareHandler<SessionEnv<V>> {
+  options: SessionMiddlewareOptions<K>,
+): MiddlewareHandler<SessionEnv<V, K>> {
   validateCookie(options.name, store.options);
+  const key = (options.contextKey ?? 'session') as K;
   return async (c, next) => {
     const session = await store.get(c.req, options.name);
-    c.set('session', session);
+    (c.set as (key: K, value: Session<V>) => void)(key, session);
     await next();
     if (c.error !== undefined) return;
-    if (!options.saveUninitialized && session.id === '' && Object.keys(session.values).length === 0) {
-      return;
-    }
     const headers = new Headers();
-    await store.save(c.req, headers, session);
+    await store.saveAll(c.req, headers);
     appendCookies(c, headers.getSetCookie());
   };
 }

@@ -8,7 +8,17 @@
 export type { UnsealFailure } from './codec.ts';
 export type { KeyPair } from './keys.ts';
 export { SessionOptionsError, SessionStoreError, SessionValuesError } from './errors.ts';
-export type { LiveChange, Owner, SessionBackend, StoredSession } from './backend.ts';
+export type {
+  FoundSession,
+  Lifetime,
+  LiveChange,
+  LiveWrite,
+  Owner,
+  ReplacedSession,
+  SessionBackend,
+  SessionRecord,
+  StoredSession,
+} from './backend.ts';
 export { MongoDBStore, type MongoDBStoreConfig, MongoStore, type MongoStoreConfig } from './mongo/stores.ts';
 export { defaultSessionOptions, type SessionOptions } from './options.ts';
 export type { RequestLike } from './registry.ts';
@@ -20,4 +30,4 @@ export {
   type SessionStoreConfig,
 } from './session-store.ts';
 export { type CallOptions, maxTokenLength, TokenStore, type TokenStoreConfig } from './token-store.ts';
-export type { SessionValues } from './values.ts';
+export type { Flashes, SessionValues, Storable } from './values.ts';

@@ -60,15 +60,19 @@ const scryptSalt = 'mongostore passphrase v1';
  * block, or an arithmetic run such as 0, 1, 2, ...).
  */
 export function deriveKeyPair(pair: KeyPair | undefined, label: string): DerivedKeyPair {
-  const authentication = checkKey(pair?.authentication, `${label}.authentication`);
-  const encryption = pair?.encryption === undefined ? undefined : checkKey(pair.encryption, `${label}.encryption`);
+  // Copies: iron reads the key bytes on every seal, so a caller zeroing or
+  // reusing its buffer later must not change the store's keys.
+  const authentication = copy(checkKey(pair?.authentication, `${label}.authentication`));
+  const encryption = pair?.encryption === undefined ? undefined : copy(checkKey(pair.encryption, `${label}.encryption`));
   let keys: { encryption: Uint8Array; integrity: Uint8Array };
   if (isRawKey(authentication) && isRawKey(encryption) && !sameBytes(authentication, encryption)) {
     keys = { encryption, integrity: authentication };
   } else {
+    const authenticationMaterial = keyMaterial(authentication);
+    const encryptionMaterial = encryption === undefined ? authenticationMaterial : keyMaterial(encryption);
     keys = {
-      integrity: expand(keyMaterial(authentication), 'integrity'),
-      encryption: expand(keyMaterial(encryption ?? authentication), 'encryption'),
+      integrity: expand(authenticationMaterial, 'integrity'),
+      encryption: expand(encryptionMaterial, 'encryption'),
     };
   }
   const id = Buffer.from(expand(concat(keys.integrity, keys.encryption), 'key id').subarray(0, 8)).toString('hex');
@@ -113,6 +117,10 @@ function trivialWeakness(units: ArrayLike<number>): string | undefined {
   let run = true;
   for (let i = 2; i < length && run; i++) run = (units[i] ?? 0) - (units[i - 1] ?? 0) === step;
   return run ? 'an arithmetic run' : undefined;
+}
+
+function copy(key: string | Uint8Array): string | Uint8Array {
+  return typeof key === 'string' ? key : new Uint8Array(key);
 }
 
 function isRawKey(key: string | Uint8Array | undefined): key is Uint8Array {

@@ -16,12 +16,21 @@ export interface SessionOptions {
   /** Cookie `Domain`; unset (host-only) by default. */
   domain?: string | undefined;
   /**
-   * Lifetime in seconds of both the document and the cookie. Default 30 days;
-   * at most 400 days (browsers cap a cookie's lifetime there). `maxAge <= 0`
-   * on `save` deletes the session and expires the cookie; the store's own
-   * default must be positive.
+   * Lifetime in seconds of both the document and the cookie, counted from
+   * the session's last refresh (see `touchAfter`). Default 30 days; at most
+   * 400 days (browsers cap a cookie's lifetime there). A fraction is rounded
+   * up to whole seconds for both. `maxAge <= 0` on `save` deletes the
+   * session and expires the cookie; the store's own default must be
+   * positive. Set on one session (e.g. "remember me"), it is stored with
+   * the session and holds on its later requests.
    */
   maxAge: number;
+  /**
+   * `false`: a browser-session cookie (no `Max-Age`/`Expires`), gone when
+   * the browser closes, while the document still expires after `maxAge` of
+   * inactivity. Default `true`. Stored with the session like `maxAge`.
+   */
+  persistent: boolean;
   /** Cookie `Secure`. Default `true`. */
   secure: boolean;
   /** Cookie `HttpOnly`. Default `true`. */
@@ -36,6 +45,7 @@ export interface SessionOptions {
 export const defaultSessionOptions: Readonly<SessionOptions> = Object.freeze({
   path: '/',
   maxAge: 30 * 24 * 60 * 60,
+  persistent: true,
   secure: true,
   httpOnly: true,
   sameSite: 'lax',
@@ -44,13 +54,17 @@ export const defaultSessionOptions: Readonly<SessionOptions> = Object.freeze({
 
 /**
  * The defaults overridden by `overrides`, validated.
- * @throws SessionOptionsError for a value of the wrong type or a combination
- * browsers reject (see {@link validateCookie}).
+ * @throws SessionOptionsError for an unknown option, a value of the wrong
+ * type, or a combination browsers reject (see {@link validateCookie}).
  */
 export function resolveSessionOptions(overrides: Partial<SessionOptions> = {}): SessionOptions {
   const options: SessionOptions = { ...defaultSessionOptions };
-  for (const [key, value] of Object.entries(overrides)) {
-    if (value !== undefined) Object.assign(options, { [key]: value });
+  for (const [key, value] of Object.entries(overrides ?? {})) {
+    // Own keys only, and only known ones: a typo ('maxage') or '__proto__' is refused, not ignored.
+    if (!Object.hasOwn(defaultSessionOptions, key) && key !== 'domain') {
+      throw new SessionOptionsError(`unknown session option ${JSON.stringify(key)}`);
+    }
+    if (value !== undefined) Object.defineProperty(options, key, { value, enumerable: true, writable: true, configurable: true });
   }
   validateAttributes(options);
   if (options.maxAge <= 0) {
@@ -98,7 +112,7 @@ function validateAttributes(options: SessionOptions): void {
   if (options.domain !== undefined && (typeof options.domain !== 'string' || !domainPattern.test(options.domain))) {
     throw new SessionOptionsError(`domain must be a host name, not ${JSON.stringify(options.domain)}`);
   }
-  for (const flag of ['secure', 'httpOnly', 'partitioned'] as const) {
+  for (const flag of ['secure', 'httpOnly', 'partitioned', 'persistent'] as const) {
     if (typeof options[flag] !== 'boolean') throw new SessionOptionsError(`${flag} must be true or false`);
   }
   if (!['lax', 'strict', 'none'].includes(options.sameSite)) {

@@ -4,17 +4,22 @@
  * MongoStore (MongoDB) and PostgresSessionStore (PostgreSQL) are this class
  * over their backends.
  */
-import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
-import { runEvery, isValidInterval } from './cleanup.ts';
+import { parse as parseCookies } from 'cookie';
+import type { Lifetime, SessionBackend, SessionRecord } from './backend.ts';
+import { isValidInterval, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
-import { SessionOptionsError } from './errors.ts';
-import type { SessionBackend } from './backend.ts';
+import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
+import { SessionOptionsError, SessionStoreError, SessionValuesError } from './errors.ts';
 import type { KeyPair } from './keys.ts';
-import { checkOwnerArgument, ownerOf, type Owner } from './owner.ts';
-import { resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
+import { expiryAt, lifetimeKey, lifetimeOf, refreshDue } from './lifetime.ts';
+import { maxMaxAge, resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
+import { checkOwnerArgument, type Owner, ownerOf } from './owner.ts';
 import { Registry, type RequestLike, toRequest } from './registry.ts';
-import { newSessionId, Session, sessionState } from './session.ts';
-import { decodeValues, encodeValues, type SessionValues } from './values.ts';
+import { isSessionId, newSessionId, type SaveOutcome, Session, sessionState } from './session.ts';
+import { decodeSession, encodeValues, type SessionValues, type Storable } from './values.ts';
+
+export type { CookieTarget } from './cookies.ts';
+export type { SaveOutcome } from './session.ts';
 
 /** Configuration of a {@link SessionStore}, whatever the backend. Only `keyPairs` is required. */
 export interface SessionStoreConfig {
@@ -33,7 +38,29 @@ export interface SessionStoreConfig {
    * maxAge, so a short-lived session is still refreshed in time. Default 3600.
    */
   touchAfter?: number | undefined;
-  /** Largest encoded values `save` accepts, in bytes. Default 1 MiB. */
+  /**
+   * Seconds after a session was created (first saved) at which it ends,
+   * however active it is (OWASP's absolute timeout). `regenerate()` keeps
+   * the clock running; a session started afresh (`destroy()`, then `new`)
+   * starts a new one. Unset: no limit. At most 400 days.
+   */
+  absoluteMaxAge?: number | undefined;
+  /**
+   * Store a new session whose values are still empty (a document and a
+   * cookie for every visitor). Default false, as express-session users
+   * configure it: a session is stored once it holds something (a value or a
+   * flash). Applies to `save`, `saveAll` and the Hono middleware alike.
+   */
+  saveUninitialized?: boolean | undefined;
+  /**
+   * Longest time, in milliseconds, that `get`, `new` and `save` wait for one
+   * database command before rejecting with SessionStoreError (cause: a
+   * TimeoutError). The command is abandoned, not cancelled: a write may
+   * still complete on the server. Default 10,000; 0 waits as long as the
+   * driver does (30 s of server selection for MongoDB's default client).
+   */
+  timeoutMs?: number | undefined;
+  /** Largest encoded values (with pending flashes) `save` accepts, in bytes. Default 1 MiB. */
   maxValuesBytes?: number | undefined;
   /** Verified cookie values remembered to skip unsealing. Default 10,000; 0 disables. */
   unsealCacheSize?: number | undefined;
@@ -41,38 +68,21 @@ export interface SessionStoreConfig {
   onError?: ((error: unknown) => void) | undefined;
 }
 
-/**
- * Anything `save` can add a Set-Cookie header to: a Fetch `Headers`, or a
- * Hono `Context` (any object with `header(name, value, { append: true })`).
- */
-export type CookieTarget =
-  | Headers
-  | { header(name: string, value: string, options: { append: true }): void };
-
-/**
- * What `save` did.
- * - `created`: a document was inserted under a new id (a new session, or
- *   after `regenerate()`); a cookie was sent.
- * - `updated`: values and/or expiry were written; a cookie was sent if the
- *   expiry moved or the cookie needed re-sealing under the current key.
- * - `unchanged`: nothing was written; a cookie was sent only to re-seal one
- *   issued under an older key pair.
- * - `deleted`: maxAge <= 0: the document was deleted and the cookie expired.
- * - `expired`: the document had expired or been force-expired since `get`;
- *   nothing was written (expiry is authoritative) and the cookie expired.
- */
-export type SaveOutcome = 'created' | 'updated' | 'unchanged' | 'deleted' | 'expired';
-
-/** What a save writes: the values as text and as bytes, and their owner. */
+/** What a save writes: the values and flashes as text and as bytes, their owner, and the lifetime. */
 interface RecordToWrite {
   text: string;
   data: Uint8Array;
   owner: Owner;
+  lifetime: Lifetime;
 }
 
 const defaultTouchAfterSeconds = 3600;
 const defaultMaxValuesBytes = 1024 * 1024;
 const defaultUnsealCacheSize = 10_000;
+const defaultTimeoutMs = 10_000;
+const maxLogoutPasses = 5;
+/** Load errors whose cookie leads nowhere and should be cleared (not `replaced`). */
+const deadCookieErrors = new Set(['malformed', 'oversized', 'tampered', 'unknown-key', 'expired', 'wrong-name', 'not-found', 'unreadable']);
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
@@ -83,27 +93,35 @@ const fromUtf8 = new TextDecoder();
  * {@link SessionStore.init}, or lazily before the store's first database
  * command; the command counts documented on each method assume it exists.
  *
- * @typeParam V the shape of every session's values.
+ * @typeParam V the shape of every session's values: a `type` or an
+ * `interface` whose fields are storable (see {@link Storable}).
  */
-export class SessionStore<V extends SessionValues = SessionValues> {
+export class SessionStore<V extends Storable<V> = SessionValues> {
   /** Defaults copied into every new Session's `options`. */
   readonly options: Readonly<SessionOptions>;
   readonly #sessions: SessionBackend;
   readonly #codec: CookieCodec;
   readonly #registry = new Registry<Promise<Session<V>>>();
   readonly #touchAfterMs: number;
+  readonly #absoluteMaxAgeMs: number | undefined;
+  readonly #saveUninitialized: boolean;
+  readonly #timeoutMs: number;
   readonly #maxValuesBytes: number;
   readonly #onError: (error: unknown) => void;
   #autoCleanRunning = false;
 
   /**
-   * @throws SessionOptionsError for no key pairs, a key shorter than 32
-   * characters or bytes, or invalid options.
+   * @throws SessionOptionsError for no key pairs, a key that is short, weak
+   * or of the wrong type, or invalid options.
    */
   constructor(backend: SessionBackend, config: SessionStoreConfig) {
     this.#codec = new CookieCodec(config.keyPairs, config.unsealCacheSize ?? defaultUnsealCacheSize);
     this.options = Object.freeze(resolveSessionOptions(config.options));
     this.#touchAfterMs = nonNegative(config.touchAfter ?? defaultTouchAfterSeconds, 'touchAfter') * 1000;
+    this.#absoluteMaxAgeMs =
+      config.absoluteMaxAge === undefined ? undefined : positiveAtMost(config.absoluteMaxAge, maxMaxAge, 'absoluteMaxAge') * 1000;
+    this.#saveUninitialized = flag(config.saveUninitialized ?? false, 'saveUninitialized');
+    this.#timeoutMs = nonNegative(config.timeoutMs ?? defaultTimeoutMs, 'timeoutMs');
     this.#maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
     this.#onError = config.onError ?? ((error) => console.error('mongostore: cleanup failed:', error));
     this.#sessions = backend;
@@ -125,11 +143,15 @@ export class SessionStore<V extends SessionValues = SessionValues> {
    *
    * A fresh session (`isNew`, empty values) comes back when there is no
    * cookie, when the cookie does not unseal (no database command is sent),
-   * or when its document is missing or expired; `session.error` says why.
-   * One database command when the cookie unseals, none otherwise.
+   * when its document is missing or expired, or when its session was just
+   * regenerated by a parallel request; `session.error` says why. A save of
+   * such a session clears the dead cookie (except `'replaced'`), or replaces
+   * it when the session is stored. One database command when the cookie
+   * unseals, none otherwise.
    *
-   * @throws SessionStoreError (rejects) when the database fails; the cause
-   * is the driver's error. A later `get` for the request tries again.
+   * @throws SessionStoreError (rejects) when the database fails or does not
+   * answer within `timeoutMs`; the cause is the driver's error or a
+   * TimeoutError. A later `get` for the request tries again.
    */
   get(req: RequestLike, name: string): Promise<Session<V>> {
     const request = toRequest(req);
@@ -142,53 +164,86 @@ export class SessionStore<V extends SessionValues = SessionValues> {
   }
 
   /**
-   * Like {@link SessionStore.get}, but always decodes anew and does not touch
-   * the registry: a new Session object on each call.
+   * Like {@link SessionStore.get}, but decodes anew and does not register
+   * the result: a new Session object on each call. Once the request's
+   * registered session of that name is destroyed (`destroy()` or
+   * `maxAge <= 0`), it gives a fresh, empty session instead, which `saveAll`
+   * (and so the middleware) saves right after the destroyed one: the way to
+   * sign out and flash "You are signed out" in one response.
    * @throws SessionStoreError as `get` does.
    */
-  new(req: RequestLike, name: string): Promise<Session<V>> {
-    return this.#load(toRequest(req), name);
+  async new(req: RequestLike, name: string): Promise<Session<V>> {
+    const request = toRequest(req);
+    const registered = await this.#registry.get(request, name)?.catch(() => undefined);
+    if (registered !== undefined && (registered.options.maxAge <= 0 || registered[sessionState].ended !== undefined)) {
+      let last: Session<V> = registered;
+      while (last[sessionState].successor !== undefined) last = last[sessionState].successor as Session<V>;
+      const fresh = new Session<V>(name, { ...this.options });
+      last[sessionState].successor = fresh;
+      return fresh;
+    }
+    return this.#load(request, name);
   }
 
   /**
    * Saves the session and adds its Set-Cookie header to `target` when the
    * browser's cookie must change. See {@link SaveOutcome} for what each case
    * writes. At most one write for a new, changed or refreshed session (two
-   * after `regenerate()`: insert new, delete old); none for an unchanged one.
+   * after `regenerate()` on MongoDB: insert new, retire old); none for an
+   * unchanged one or a new one that is still empty (unless
+   * `saveUninitialized`). Everything that can be refused is checked, and the
+   * cookie sealed and serialized, before the first write.
    *
    * @throws SessionOptionsError when the session's options or name are invalid.
-   * @throws SessionValuesError when the values are not storable or larger
-   * than `maxValuesBytes`; nothing is written.
-   * @throws SessionStoreError when the database fails; the cookie is not sent.
+   * @throws SessionValuesError when the values or flashes are not storable
+   * or larger than `maxValuesBytes`, or `user`/`provider` break the owner
+   * rule; nothing is written.
+   * @throws SessionStoreError when the database fails or does not answer
+   * within `timeoutMs`; the cookie is not sent.
    */
   async save(_req: RequestLike, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
-    // Everything that can be refused is checked before the first write.
-    validateCookie(session.name, session.options);
+    if (!(session instanceof Session)) throw new TypeError('save: session must be a Session from this store\'s get or new');
     const state = session[sessionState];
-    if (state.ended) return 'deleted';
+    if (state.ended !== undefined) return state.ended;
+    // One snapshot of the options, read once: what is validated is what is used.
+    session.options = { ...session.options };
+    validateCookie(session.name, session.options);
+    if (session.id !== '' && !isSessionId(session.id)) {
+      throw new SessionOptionsError('session.id was changed: it must be the id the store gave the session');
+    }
     if (session.options.maxAge <= 0) return this.#delete(target, session);
-    const text = encodeValues(session.values, this.#maxValuesBytes);
-    const record: RecordToWrite = { text, data: utf8.encode(text), owner: ownerOf(session.values) };
-    return session.id === '' || state.regenerating
-      ? this.#create(target, session, record)
-      : this.#update(target, session, record);
+    if (session.error === 'replaced') return this.#end(target, session, 'superseded');
+    const record = this.#recordToWrite(session);
+    if (session.id === '') {
+      if (!this.#saveUninitialized && isEmpty(session.values, state.flashes)) return this.#skipEmpty(target, session);
+      return this.#create(target, session, record);
+    }
+    return state.regenerating ? this.#create(target, session, record) : this.#update(target, session, record);
   }
 
   /**
    * Saves every session `get` registered for the request, in the order they
-   * were first requested (gorilla's `sessions.Save`). Stops at the first
-   * failure and rejects with it. Sessions whose `get` failed are skipped.
+   * were first requested (gorilla's `sessions.Save`), each followed by the
+   * fresh session `new` gave after it was destroyed, if any. Stops at the
+   * first failure and rejects with it. Sessions whose `get` failed are
+   * skipped. Saving twice is harmless: a saved session is unchanged.
    */
   async saveAll(req: RequestLike, target: CookieTarget): Promise<void> {
     const loads = await Promise.allSettled(this.#registry.values(toRequest(req)));
     for (const load of loads) {
-      if (load.status === 'fulfilled') await this.save(req, target, load.value);
+      if (load.status !== 'fulfilled') continue;
+      for (let session: Session<V> | undefined = load.value; session !== undefined; ) {
+        await this.save(req, target, session);
+        session = session[sessionState].successor as Session<V> | undefined;
+      }
     }
   }
 
   /**
    * Forced logout: deletes every live session whose values held this `user`
-   * and `provider` when last saved, in one database command. Their cookies
+   * and `provider` when last saved: two database commands (a second pass
+   * catches a session regenerated while the first ran; more only while
+   * regenerations keep racing it, at most five). Their cookies
    * then give fresh sessions, and a request still in flight with one of them
    * cannot bring it back (its save resolves `'expired'`). Resolves to the
    * number of live sessions ended (expired ones are left to cleanup).
@@ -201,7 +256,19 @@ export class SessionStore<V extends SessionValues = SessionValues> {
   async expireSessions(user: string, provider: string): Promise<number> {
     checkOwnerArgument('expireSessions: user', user);
     checkOwnerArgument('expireSessions: provider', provider);
-    return this.#sessions.deleteOwnedBy(user, provider);
+    // A regeneration inserts its new record before it retires the old one.
+    // A pass that ran while one did so may have missed the new record and
+    // found the old one already retired (a multi-record delete is not a
+    // snapshot on MongoDB, and PostgreSQL's statement snapshot predates the
+    // insert): the next pass sees it. So passes repeat until one deletes
+    // nothing, two at least.
+    let ended = 0;
+    for (let pass = 1; pass <= maxLogoutPasses; pass++) {
+      const deleted = await this.#sessions.deleteOwnedBy(user, provider);
+      ended += deleted;
+      if (pass >= 2 && deleted === 0) break;
+    }
+    return ended;
   }
 
   /**
@@ -249,140 +316,200 @@ export class SessionStore<V extends SessionValues = SessionValues> {
     if (value === undefined) return session;
 
     const unsealed = await this.#codec.unseal(name, value);
-    if (!unsealed.ok) {
-      session.error = unsealed.reason;
-      return session;
-    }
-    const stored = await this.#sessions.find(unsealed.id);
-    if (stored === undefined) {
-      session.error = 'not-found';
-      return session;
-    }
-    const text = fromUtf8.decode(stored.data);
+    if (!unsealed.ok) return failed(session, unsealed.reason);
+    const found = await this.#withTimeout('find', (signal) => this.#sessions.find(unsealed.id, signal));
+    if (found === undefined) return failed(session, 'not-found');
+    if (found.state === 'replaced') return failed(session, 'replaced');
+    const text = fromUtf8.decode(found.data);
+    let decoded;
     try {
-      session.values = decodeValues(text) as Partial<V>;
+      decoded = decodeSession(text);
     } catch {
-      session.error = 'unreadable';
-      return session;
+      return failed(session, 'unreadable');
     }
+    session.values = decoded.values as Partial<V>;
     session.id = unsealed.id;
     session.isNew = false;
+    if (found.lifetime !== undefined) Object.assign(session.options, found.lifetime);
     const state = session[sessionState];
+    state.flashes = decoded.flashes;
     state.storedValues = text;
-    state.expiresAt = stored.expiresAt;
+    state.expiresAt = found.expiresAt;
+    state.createdAt = found.createdAt;
+    state.storedLifetime = found.lifetime === undefined ? undefined : lifetimeKey(found.lifetime);
     state.sealedWithCurrentKey = unsealed.sealedWithCurrentKey;
     return session;
+  }
+
+  /** Validates and encodes what a save of `session` would write, before anything is written. */
+  #recordToWrite(session: Session<V>): RecordToWrite {
+    const root: unknown = session.values;
+    if (root === null || typeof root !== 'object' || Array.isArray(root)) {
+      throw new SessionValuesError('session values must be a plain object');
+    }
+    // One read of each top-level value: the owner and the data come from the same snapshot.
+    const values = { ...(root as SessionValues) };
+    const text = encodeValues(values, this.#maxValuesBytes, session[sessionState].flashes);
+    return { text, data: utf8.encode(text), owner: ownerOf(values), lifetime: lifetimeOf(session.options) };
   }
 
   /** A new session, or a regenerated one: a new id, then one insert or one replace. */
   async #create(target: CookieTarget, session: Session<V>, record: RecordToWrite): Promise<SaveOutcome> {
     const state = session[sessionState];
     const id = newSessionId();
-    const expiresAt = new Date(Date.now() + session.options.maxAge * 1000);
-    const cookie = await this.#sealedCookie(session, id, expiresAt);
+    const now = Date.now();
+    const createdAt = state.createdAt ?? new Date(now);
+    const row: SessionRecord = { ...record, createdAt, expiresAt: expiryAt(now, record.lifetime, createdAt, this.#absoluteMaxAgeMs) };
+    if (!(row.expiresAt.getTime() > now)) return this.#expireNow(target, session);
+    const cookie = await this.#sealedCookie(session, id, row.expiresAt);
     if (!state.regenerating) {
-      await this.#sessions.insert(id, record.data, expiresAt, record.owner);
-    } else if (!(await this.#sessions.replace(session.id, id, record.data, expiresAt, record.owner))) {
-      return this.#expire(target, session);
+      await this.#withTimeout('insert', (signal) => this.#sessions.insert(id, row, signal));
+    } else {
+      const replaced = await this.#withTimeout('replace', (signal) => this.#sessions.replace(session.id, id, row, signal));
+      if (replaced !== 'done') return this.#end(target, session, replaced === 'replaced' ? 'superseded' : 'expired');
     }
     session.id = id;
     state.regenerating = false;
-    this.#stored(session, record.text, expiresAt);
-    appendSetCookie(target, cookie);
+    state.createdAt = createdAt;
+    this.#stored(session, record, row.expiresAt);
+    this.#send(target, session, cookie);
     return 'created';
   }
 
-  /** A loaded session: a write when values changed or the expiry is due; a cookie when it must change. */
+  /** A loaded session: a write when values or lifetime changed or the expiry is due; a cookie when it must change. */
   async #update(target: CookieTarget, session: Session<V>, record: RecordToWrite): Promise<SaveOutcome> {
     const state = session[sessionState];
-    const lifetimeMs = session.options.maxAge * 1000;
+    const now = Date.now();
     const storedExpiry = state.expiresAt ?? new Date(0);
+    const wantedExpiry = expiryAt(now, record.lifetime, state.createdAt ?? new Date(now), this.#absoluteMaxAgeMs);
+    if (!(wantedExpiry.getTime() > now)) return this.#expireNow(target, session);
     const changed = record.text !== state.storedValues;
-    const wantedExpiry = Date.now() + lifetimeMs;
-    const refresh =
-      Math.abs(wantedExpiry - storedExpiry.getTime()) >= Math.min(this.#touchAfterMs, lifetimeMs / 2);
-    const expiresAt = refresh ? new Date(wantedExpiry) : storedExpiry;
+    const lifetimeChanged = lifetimeKey(record.lifetime) !== state.storedLifetime;
+    const refresh = lifetimeChanged || refreshDue(storedExpiry, wantedExpiry, record.lifetime, this.#touchAfterMs);
+    const expiresAt = refresh ? wantedExpiry : storedExpiry;
     const cookie =
       refresh || !state.sealedWithCurrentKey ? await this.#sealedCookie(session, session.id, expiresAt) : undefined;
     if (changed || refresh) {
-      const live = await this.#sessions.updateLive(session.id, {
-        ...(changed ? { data: record.data, owner: record.owner } : {}),
-        ...(refresh ? { expiresAt } : {}),
-      });
-      if (!live) return this.#expire(target, session);
-      this.#stored(session, record.text, expiresAt);
+      const write = await this.#withTimeout('update', (signal) =>
+        this.#sessions.updateLive(
+          session.id,
+          {
+            ...(changed ? { data: record.data, owner: record.owner } : {}),
+            ...(refresh ? { expiresAt, lifetime: record.lifetime } : {}),
+          },
+          signal,
+        ),
+      );
+      if (write !== 'done') return this.#end(target, session, write === 'replaced' ? 'superseded' : 'expired');
+      this.#stored(session, record, expiresAt);
     }
-    if (cookie !== undefined) {
-      appendSetCookie(target, cookie);
-      state.sealedWithCurrentKey = true;
-    }
+    if (cookie !== undefined) this.#send(target, session, cookie);
     return changed || refresh ? 'updated' : 'unchanged';
   }
 
-  async #delete(target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
-    if (session.id !== '') await this.#sessions.delete(session.id);
-    this.#end(target, session);
-    return 'deleted';
-  }
-
-  /** The document was gone or expired: nothing is written, the cookie goes. */
-  #expire(target: CookieTarget, session: Session<V>): SaveOutcome {
-    this.#end(target, session);
-    return 'expired';
-  }
-
-  /** Terminal: the browser's cookie is expired and later saves write nothing. */
-  #end(target: CookieTarget, session: Session<V>): void {
-    session[sessionState].ended = true;
-    appendSetCookie(target, this.#expiredCookie(session));
-  }
-
-  #stored(session: Session<V>, text: string, expiresAt: Date): void {
+  /** A new session that is still empty is not stored; a dead cookie the request carried is cleared. */
+  #skipEmpty(target: CookieTarget, session: Session<V>): SaveOutcome {
     const state = session[sessionState];
-    state.storedValues = text;
+    if (state.deadCookie) {
+      appendSetCookie(target, expiredCookie(session.name, session.options));
+      state.deadCookie = false;
+    }
+    return 'unchanged';
+  }
+
+  async #delete(target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
+    if (session.id !== '') await this.#withTimeout('delete', (signal) => this.#sessions.delete(session.id, signal));
+    return this.#end(target, session, 'deleted');
+  }
+
+  /** The absolute lifetime is over: the document goes, like an expiry. */
+  async #expireNow(target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
+    if (session.id !== '') await this.#withTimeout('delete', (signal) => this.#sessions.delete(session.id, signal));
+    return this.#end(target, session, 'expired');
+  }
+
+  /**
+   * Terminal: later saves resolve `outcome` again and write nothing. The
+   * browser's cookie is expired, except when the session was superseded:
+   * the browser then holds the regenerated session's cookie, which a
+   * clearing cookie arriving later would delete.
+   */
+  #end(target: CookieTarget, session: Session<V>, outcome: SaveOutcome): SaveOutcome {
+    session[sessionState].ended = outcome;
+    if (outcome !== 'superseded') appendSetCookie(target, expiredCookie(session.name, session.options));
+    return outcome;
+  }
+
+  /** Records what was written. The browser's cookie is stale until {@link #send} delivers the new one. */
+  #stored(session: Session<V>, record: RecordToWrite, expiresAt: Date): void {
+    const state = session[sessionState];
+    state.storedValues = record.text;
+    state.storedLifetime = lifetimeKey(record.lifetime);
     state.expiresAt = expiresAt;
+    state.sealedWithCurrentKey = false;
+  }
+
+  /**
+   * Hands the cookie to the target. If that throws (a Response's immutable
+   * headers), the session still knows its cookie is stale, so a retried save
+   * sends it without writing again.
+   */
+  #send(target: CookieTarget, session: Session<V>, cookie: string): void {
+    appendSetCookie(target, cookie);
+    const state = session[sessionState];
     state.sealedWithCurrentKey = true;
+    state.deadCookie = false;
   }
 
   /**
    * The Set-Cookie line naming `id`, sealed under the current key pair; built
-   * before any write, so a save that fails here has written nothing. Cookie
-   * and seal end with the document.
+   * before any write, so a save that fails here has written nothing. The
+   * seal ends with the document.
    */
   async #sealedCookie(session: Session<V>, id: string, expiresAt: Date): Promise<string> {
-    const lifetimeMs = expiresAt.getTime() - Date.now();
-    const sealed = await this.#codec.seal(session.name, id, lifetimeMs);
-    return serializeCookie(session.name, sealed, {
-      ...cookieAttributes(session.options),
-      maxAge: Math.max(0, Math.round(lifetimeMs / 1000)),
-      expires: expiresAt,
-    });
+    const sealed = await this.#codec.seal(session.name, id, expiresAt.getTime() - Date.now());
+    return sessionCookie(session.name, sealed, session.options, expiresAt);
   }
 
-  /** A cookie every browser deletes: empty, Max-Age=0 and an Expires in the past. */
-  #expiredCookie(session: Session<V>): string {
-    return serializeCookie(session.name, '', {
-      ...cookieAttributes(session.options),
-      maxAge: 0,
-      expires: new Date(0),
-    });
+  /** Runs one database call bounded by `timeoutMs`; a timeout becomes SessionStoreError. */
+  async #withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    if (this.#timeoutMs === 0) return call(undefined);
+    const signal = AbortSignal.timeout(this.#timeoutMs);
+    try {
+      return await call(signal);
+    } catch (error) {
+      if (signal.aborted && error === signal.reason) {
+        throw new SessionStoreError(`${operation}: the database did not answer within ${this.#timeoutMs} ms`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
   }
 }
 
-function cookieAttributes(options: SessionOptions) {
-  return {
-    path: options.path,
-    httpOnly: options.httpOnly,
-    secure: options.secure,
-    sameSite: options.sameSite,
-    partitioned: options.partitioned,
-    ...(options.domain === undefined ? {} : { domain: options.domain }),
-  };
+/** Marks a fresh session with why the cookie gave no session. */
+function failed<V extends Storable<V>>(session: Session<V>, reason: NonNullable<Session<V>['error']>): Session<V> {
+  session.error = reason;
+  session[sessionState].deadCookie = deadCookieErrors.has(reason);
+  return session;
 }
 
-function appendSetCookie(target: CookieTarget, cookie: string): void {
-  if (target instanceof Headers) target.append('Set-Cookie', cookie);
-  else target.header('Set-Cookie', cookie, { append: true });
+/** No values and no pending flashes. */
+function isEmpty(values: object, flashes: object): boolean {
+  return Object.keys(values).length === 0 && Object.keys(flashes).length === 0;
+}
+
+function flag(value: unknown, label: string): boolean {
+  if (typeof value !== 'boolean') throw new SessionOptionsError(`${label} must be true or false`);
+  return value;
+}
+
+function positiveAtMost(value: number, max: number, label: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
+    throw new SessionOptionsError(`${label} must be a number of seconds > 0 and at most ${max}`);
+  }
+  return value;
 }
 
 function nonNegative(value: number, label: string): number {

@@ -77,7 +77,8 @@ export class TokenStore {
   /** The token's data, or undefined when it is missing or expired (scs `Find`/`FindCtx`). */
   async find(token: string, options?: CallOptions): Promise<Uint8Array | undefined> {
     checkToken(token);
-    return (await this.#tokens.find(token, options?.signal))?.data;
+    const found = await this.#tokens.find(token, options?.signal);
+    return found?.state === 'live' ? found.data : undefined;
   }
 
   /**

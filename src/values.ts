@@ -12,8 +12,41 @@
  */
 import { SessionValuesError } from './errors.ts';
 
-/** The shape of a session's `values`: string keys, storable values. */
+/** The shape of a session's `values` when the app gives none: string keys, storable values. */
 export type SessionValues = Record<string, unknown>;
+
+/**
+ * The compile-time check on a store's values type: every field must be
+ * storable (JSON-compatible data and Dates), so a `Map`, `Set`, `bigint`,
+ * function or class instance fails to compile rather than at `save`. Works
+ * for `interface`s as well as `type` aliases (no index signature needed).
+ * `unknown` fields are accepted as they are and checked at `save`.
+ */
+export type Storable<T> = { [K in keyof T]: StorableField<T[K]> };
+
+type StorableField<T> = unknown extends T
+  ? T
+  : T extends string | number | boolean | null | undefined | Date
+    ? T
+    : T extends (...args: never[]) => unknown
+      ? never
+      : T extends ReadonlyMap<unknown, unknown> | ReadonlySet<unknown>
+        ? never
+        : T extends readonly unknown[]
+          ? { [K in keyof T]: StorableField<T[K]> }
+          : T extends object
+            ? Storable<T>
+            : never;
+
+/** Flash messages by key, pending until read. */
+export type Flashes = Record<string, unknown[]>;
+
+/**
+ * The top-level key under which pending flashes are stored beside the
+ * values. Every key a caller writes that starts with `$` is stored with one
+ * more `$`, so no value key can ever be read back as this one.
+ */
+const flashesKey = '$flashes';
 
 const dateTag = '$date';
 
@@ -32,24 +65,43 @@ export const maxValuesDepth = 100;
  * than Date, Map/Set, cycles), nesting deeper than {@link maxValuesDepth},
  * or an encoding larger than `maxBytes`.
  */
-export function encodeValues(values: SessionValues, maxBytes = Number.POSITIVE_INFINITY): string {
+export function encodeValues(
+  values: SessionValues,
+  maxBytes = Number.POSITIVE_INFINITY,
+  flashes: Flashes = {},
+): string {
   const walk: Walk = { ancestors: new Set(), budget: maxBytes, maxBytes };
-  const text = JSON.stringify(toTagged(values, '', walk));
+  const tagged = toTagged(values, '', walk) as Record<string, unknown>;
+  if (Object.keys(flashes).length > 0) tagged[flashesKey] = toTagged(flashes, ' (flashes)', walk);
+  const text = JSON.stringify(tagged);
   const bytes = utf8Length(text);
   if (bytes > maxBytes) tooLarge(maxBytes, `${bytes} bytes`);
   return text;
 }
 
 /**
- * Decodes text written by {@link encodeValues}.
- * @throws SyntaxError when the text is not JSON.
+ * Decodes the values in text written by {@link encodeValues} (flashes left out).
+ * @throws SyntaxError when the text is not JSON or not an object.
  */
 export function decodeValues(text: string): SessionValues {
-  const decoded = fromTagged(JSON.parse(text));
-  if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded)) {
+  return decodeSession(text).values;
+}
+
+/**
+ * Decodes text written by {@link encodeValues}: the values and the pending flashes.
+ * @throws SyntaxError when the text is not JSON or not an object.
+ */
+export function decodeSession(text: string): { values: SessionValues; flashes: Flashes } {
+  const parsed: unknown = JSON.parse(text);
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new SyntaxError('stored session values are not an object');
   }
-  return decoded as SessionValues;
+  const { [flashesKey]: storedFlashes, ...rest } = parsed as Record<string, unknown>;
+  const flashes = storedFlashes === undefined ? {} : fromTagged(storedFlashes);
+  if (flashes === null || typeof flashes !== 'object' || Array.isArray(flashes)) {
+    throw new SyntaxError('stored flashes are not an object');
+  }
+  return { values: fromTagged(rest) as SessionValues, flashes: flashes as Flashes };
 }
 
 /** State of one encoding walk. */
@@ -90,6 +142,7 @@ function toTagged(value: unknown, path: string, walk: Walk): unknown {
   walk.ancestors.add(value);
   try {
     if (Array.isArray(value)) {
+      spend(walk, value.length); // a comma or null per slot, holes included: a sparse array is no way around the budget
       return value.map((item, index) =>
         item === undefined ? null : toTagged(item, `${path}[${index}]`, walk),
       );

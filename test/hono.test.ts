@@ -132,8 +132,13 @@ describe('sessions() middleware', () => {
     });
     expect(commands).toEqual([]);
 
+    const eagerStore = new MongoStore<{ visits: number }>(t.db, {
+      keyPairs: [{ authentication: randomKey() }],
+      collection: `eager_${randomBytes(4).toString('hex')}`,
+      saveUninitialized: true,
+    });
     const eager = new Hono<SessionEnv<{ visits: number }>>();
-    eager.use(sessions(store, { name: 'sid', saveUninitialized: true }));
+    eager.use(sessions(eagerStore, { name: 'sid' }));
     eager.get('/', (c) => c.text('hi'));
     const response = await eager.request('https://app.example/');
     expect(cookieOf(response)).toMatch(/^sid=Fe26/);
@@ -181,6 +186,74 @@ describe('sessions() middleware', () => {
     const plain = new MongoStore(t.db, { keyPairs: [{ authentication: randomKey() }], options: { secure: false } });
     expect(() => sessions(plain, { name: '__Host-sid' })).toThrow(/requires secure/);
     expect(() => sessions(store, { name: '__Host-sid' })).not.toThrow();
+  });
+
+  it('saves every session the store handed out for the request, in order, not only its own', async () => {
+    const app = new Hono<SessionEnv<{ visits: number }>>();
+    app.use(sessions(store, { name: 'sid' }));
+    app.get('/', async (c) => {
+      c.get('session').values.visits = 1;
+      const prefs = await store.get(c.req, 'prefs');
+      prefs.values.visits = 2;
+      return c.text('ok');
+    });
+    const response = await app.request('https://app.example/');
+    expect(response.headers.getSetCookie().map((line) => line.split('=')[0])).toEqual(['sid', 'prefs']);
+  });
+
+  it('lets the context key be chosen, so two middlewares can be mounted', async () => {
+    type Prefs = { theme: string };
+    const prefsStore = new MongoStore<Prefs>(t.db, { keyPairs: [{ authentication: randomKey() }], collection: `prefs_${randomBytes(4).toString('hex')}` });
+    const app = new Hono<SessionEnv<{ visits: number }> & SessionEnv<Prefs, 'prefs'>>();
+    app.use(sessions(store, { name: 'sid' }));
+    app.use(sessions(prefsStore, { name: 'prefs', contextKey: 'prefs' }));
+    app.get('/', (c) => {
+      c.get('session').values.visits = 1;
+      c.get('prefs').values.theme = 'dark';
+      expectTypeOf(c.get('prefs').values.theme).toEqualTypeOf<string | undefined>();
+      return c.text('ok');
+    });
+    app.get('/read', (c) => c.json({ visits: c.get('session').values.visits, theme: c.get('prefs').values.theme }));
+    const first = await app.request('https://app.example/');
+    const cookies = first.headers.getSetCookie();
+    expect(cookies.map((line) => line.split('=')[0]).sort()).toEqual(['prefs', 'sid']);
+    const header = cookies.map((line) => line.slice(0, line.indexOf(';'))).join('; ');
+    expect(await (await app.request('https://app.example/read', { headers: { cookie: header } })).json()).toEqual({ visits: 1, theme: 'dark' });
+  });
+
+  it('clears a dead cookie on the response that first sees it, even when nothing is saved', async () => {
+    const app = new Hono<SessionEnv<{ visits: number }>>();
+    app.use(sessions(store, { name: 'sid' }));
+    app.get('/', (c) => c.text(c.get('session').error ?? 'none'));
+    const response = await app.request('https://app.example/', { headers: { cookie: 'sid=Fe26.2**garbage' } });
+    expect(await response.text()).toBe('malformed');
+    expect(response.headers.getSetCookie()).toEqual([expect.stringMatching(/^sid=; Max-Age=0;/)]);
+  });
+
+  it('signs out and flashes on a fresh session in one response (destroy, then store.new)', async () => {
+    const app = new Hono<SessionEnv<{ visits: number }>>();
+    app.use(sessions(store, { name: 'sid' }));
+    app.post('/in', (c) => {
+      c.get('session').values.visits = 1;
+      return c.text('in');
+    });
+    app.post('/out', async (c) => {
+      c.get('session').destroy();
+      (await store.new(c.req, 'sid')).addFlash('You are signed out');
+      return c.redirect('/', 303);
+    });
+    app.get('/', (c) => c.json({ flashes: c.get('session').flashes(), visits: c.get('session').values.visits ?? null }));
+    const signedIn = cookieOf(await app.request('https://app.example/in', { method: 'POST' }));
+    const out = await app.request('https://app.example/out', { method: 'POST', headers: { cookie: signedIn } });
+    const lines = out.headers.getSetCookie();
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^sid=;/);
+    const after = lines[1]?.slice(0, lines[1].indexOf(';')) ?? '';
+    expect(await (await app.request('https://app.example/', { headers: { cookie: after } })).json()).toEqual({
+      flashes: ['You are signed out'],
+      visits: null,
+    });
+    expect(await (await app.request('https://app.example/', { headers: { cookie: signedIn } })).json()).toMatchObject({ visits: null });
   });
 
   it('types the session on the context', () => {

@@ -26,10 +26,10 @@ const provider = 'password';
 const clientCount = 3;
 const slotCount = 2;
 
-/** One session as the model sees it. */
+/** One session as the model sees it: live, replaced by a regeneration (its id a short-lived tombstone), or dead. */
 interface ModelSession {
   values: Values;
-  live: boolean;
+  state: 'live' | 'replaced' | 'dead';
   /** The id the real store gave it (the model needs it to compare records). */
   realId: string;
 }
@@ -47,6 +47,10 @@ interface Pending {
   /** The live session it loaded, or undefined for a fresh one. */
   session: ModelSession | undefined;
   values: Values;
+  /** Why it is fresh: no cookie, a cookie that leads nowhere (cleared on save), or one whose session was regenerated. */
+  fresh: 'no-cookie' | 'dead-cookie' | 'replaced' | undefined;
+  /** The client's cookie was sealed under an older pair: a save re-seals it. */
+  reseal: boolean;
 }
 
 interface Model {
@@ -74,9 +78,19 @@ type Action =
   | { kind: 'sign-in'; user: string }
   | { kind: 'sign-out' };
 
+/** The session the client's cookie opens, if its key is still in the list. */
+function unsealable(model: Model, client: ModelClient): ModelSession | undefined {
+  return client.cookie !== undefined && model.keys.includes(client.keyGeneration) ? client.session : undefined;
+}
+
 function reachable(model: Model, client: ModelClient): ModelSession | undefined {
-  const { session } = client;
-  return session?.live && model.keys.includes(client.keyGeneration) ? session : undefined;
+  const session = unsealable(model, client);
+  return session?.state === 'live' ? session : undefined;
+}
+
+function freshReason(model: Model, client: ModelClient): Pending['fresh'] {
+  if (client.cookie === undefined) return 'no-cookie';
+  return unsealable(model, client)?.state === 'replaced' ? 'replaced' : 'dead-cookie';
 }
 
 /** Loads the client's session into a slot: model and real side. */
@@ -87,7 +101,15 @@ async function load(model: Model, real: Real, client: number, slot: number): Pro
   const session = await real.store.get(req, cookieName);
   expect(session.isNew).toBe(expected === undefined);
   expect(session.values).toEqual(expected?.values ?? {});
-  model.pending[slot] = { client, session: expected, values: structuredClone(expected?.values ?? {}) };
+  const fresh = expected === undefined ? freshReason(model, modelClient) : undefined;
+  if (fresh === 'replaced') expect(session.error).toBe('replaced');
+  model.pending[slot] = {
+    client,
+    session: expected,
+    values: structuredClone(expected?.values ?? {}),
+    fresh,
+    reseal: expected !== undefined && modelClient.keyGeneration !== model.keys[0],
+  };
   real.pending[slot] = { req, session };
 }
 
@@ -110,45 +132,55 @@ async function finish(model: Model, real: Real, slot: number, action: Action): P
   } else if (action.kind === 'sign-out') {
     session.destroy();
   }
-  // An untouched fresh session is not saved (as the middleware does).
-  if (pending.session === undefined && action.kind === 'keep') return;
-
   const headers = new Headers();
   const outcome = await real.store.save(req, headers, session);
   const expected = expectedOutcome(pending, action, values);
-  expect(outcome).toBe(expected);
+  expect(outcome).toBe(expected.outcome);
+  const sent = sentCookies(headers);
+  expect(sent.length).toBe(expected.cookie === 'none' ? 0 : 1);
+  const cookie = sent[0]?.value;
 
-  const [sent] = sentCookies(headers);
-  if (expected === 'created') {
-    const created: ModelSession = { values, live: true, realId: session.id };
-    if (pending.session !== undefined) pending.session.live = false;
+  if (expected.outcome === 'created') {
+    const created: ModelSession = { values, state: 'live', realId: session.id };
+    if (pending.session !== undefined) pending.session.state = 'replaced';
     model.sessions.push(created);
-    Object.assign(client, { cookie: sent?.value, session: created, keyGeneration: model.keys[0] });
-  } else if (expected === 'updated' || expected === 'unchanged') {
-    const target = pending.session as ModelSession;
-    if (expected === 'updated') target.values = values;
-    if (sent !== undefined) Object.assign(client, { cookie: sent.value, session: target, keyGeneration: model.keys[0] });
-  } else {
-    // deleted or expired: the browser's cookie is expired, the session is dead.
-    expect(sent?.value).toBe('');
-    if (pending.session !== undefined) pending.session.live = false;
+    Object.assign(client, { cookie, session: created, keyGeneration: model.keys[0] });
+    return;
+  }
+  if (expected.outcome === 'updated') (pending.session as ModelSession).values = values;
+  if (expected.outcome === 'deleted' || expected.outcome === 'expired') {
+    if (pending.session !== undefined) pending.session.state = 'dead';
+  }
+  if (expected.cookie === 'clear') {
+    expect(cookie).toBe('');
     Object.assign(client, { cookie: undefined, session: undefined });
+  } else if (expected.cookie === 'new') {
+    // A re-seal under the current pair of the id the request loaded.
+    Object.assign(client, { cookie, session: pending.session, keyGeneration: model.keys[0] });
   }
 }
 
-function expectedOutcome(pending: Pending, action: Action, values: Values): SaveOutcome {
+/** What a save resolves and which cookie it sends, by the model. */
+function expectedOutcome(pending: Pending, action: Action, values: Values): { outcome: SaveOutcome; cookie: 'new' | 'clear' | 'none' } {
   const loaded = pending.session;
-  if (action.kind === 'sign-out') return 'deleted';
-  if (loaded === undefined) return 'created';
-  const changed = JSON.stringify(values) !== JSON.stringify(pending.values);
-  if (action.kind === 'sign-in') return loaded.live ? 'created' : 'expired';
-  if (!changed) return 'unchanged';
-  return loaded.live ? 'updated' : 'expired';
+  if (action.kind === 'sign-out') return { outcome: 'deleted', cookie: 'clear' };
+  if (pending.fresh === 'replaced') return { outcome: 'superseded', cookie: 'none' };
+  if (loaded === undefined) {
+    if (action.kind !== 'keep') return { outcome: 'created', cookie: 'new' };
+    return { outcome: 'unchanged', cookie: pending.fresh === 'dead-cookie' ? 'clear' : 'none' };
+  }
+  const changed = action.kind === 'sign-in' || JSON.stringify(values) !== JSON.stringify(pending.values);
+  if (!changed) return { outcome: 'unchanged', cookie: pending.reseal ? 'new' : 'none' };
+  if (loaded.state === 'live') {
+    if (action.kind === 'sign-in') return { outcome: 'created', cookie: 'new' };
+    return { outcome: 'updated', cookie: pending.reseal ? 'new' : 'none' };
+  }
+  return loaded.state === 'replaced' ? { outcome: 'superseded', cookie: 'none' } : { outcome: 'expired', cookie: 'clear' };
 }
 
 /** The invariants, checked after every command. */
 async function checkInvariants(model: Model, real: Real): Promise<void> {
-  const live = model.sessions.filter((session) => session.live).map((session) => session.realId);
+  const live = model.sessions.filter((session) => session.state === 'live').map((session) => session.realId);
   expect((await real.raw.liveKeys()).sort()).toEqual(live.sort());
   expect(await real.store.getActiveSessionsCount()).toBe(live.length);
   for (const client of model.clients) {
@@ -238,9 +270,9 @@ class ExpireSessions extends LifecycleCommand {
     super();
   }
   async apply(model: Model, real: Real): Promise<void> {
-    const owned = model.sessions.filter((session) => session.live && session.values.user === this.user);
+    const owned = model.sessions.filter((session) => session.state === 'live' && session.values.user === this.user);
     expect(await real.store.expireSessions(this.user, provider)).toBe(owned.length);
-    for (const session of owned) session.live = false;
+    for (const session of owned) session.state = 'dead';
   }
   toString(): string {
     return `expireSessions(${this.user})`;
@@ -254,9 +286,9 @@ class Expire extends LifecycleCommand {
   }
   async apply(model: Model, real: Real): Promise<void> {
     const session = model.clients[this.client]?.session;
-    if (!session?.live) return;
+    if (session?.state !== 'live') return;
     await real.raw.setExpiry(session.realId, new Date(Date.now() - 1000));
-    session.live = false;
+    session.state = 'dead';
   }
   toString(): string {
     return `expire(client ${this.client})`;
@@ -318,10 +350,15 @@ class RaceSignInWithLogout extends LifecycleCommand {
     const headers = new Headers();
     const [outcome] = await Promise.all([real.store.save(req, headers, session), real.store.expireSessions(this.user, provider)]);
 
+    if (pending.fresh === 'replaced') {
+      expect(outcome).toBe('superseded');
+      for (const other of model.sessions) if (other.state === 'live' && other.values.user === this.user) other.state = 'dead';
+      return;
+    }
     if (pending.session === undefined || pending.session.values.user !== this.user) expect(outcome).toBe('created');
     const client = model.clients[this.client] as ModelClient;
-    for (const other of model.sessions) if (other.live && other.values.user === this.user) other.live = false;
-    if (pending.session !== undefined) pending.session.live = false;
+    for (const other of model.sessions) if (other.state === 'live' && other.values.user === this.user) other.state = 'dead';
+    if (pending.session !== undefined) pending.session.state = outcome === 'created' ? 'replaced' : 'dead';
     const [sent] = sentCookies(headers);
     if (outcome === 'expired') {
       expect(sent?.value).toBe('');
@@ -330,7 +367,11 @@ class RaceSignInWithLogout extends LifecycleCommand {
     }
     expect(outcome).toBe('created');
     const live = (await real.raw.liveKeys()).includes(session.id);
-    const created: ModelSession = { values: { ...pending.values, user: this.user, provider }, live, realId: session.id };
+    const created: ModelSession = {
+      values: { ...pending.values, user: this.user, provider },
+      state: live ? 'live' : 'dead',
+      realId: session.id,
+    };
     model.sessions.push(created);
     Object.assign(client, { cookie: sent?.value, session: created, keyGeneration: model.keys[0] });
   }

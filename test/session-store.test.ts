@@ -35,7 +35,8 @@ async function makeStore(
   config: Partial<SessionStoreConfig> = {},
   place?: string,
 ): Promise<{ store: SessionStore<AppValues>; docs: RawPlace }> {
-  const { store, raw } = await backend.sessionStore<AppValues>({ keyPairs: [k1], ...config }, place);
+  // saveUninitialized: most tests store empty sessions on purpose; its default has tests of its own.
+  const { store, raw } = await backend.sessionStore<AppValues>({ keyPairs: [k1], saveUninitialized: true, ...config }, place);
   return { store, docs: raw };
 }
 
@@ -68,6 +69,7 @@ describe('options and keys', () => {
     expect(store.options).toEqual({
       path: '/',
       maxAge: 30 * day,
+      persistent: true,
       secure: true,
       httpOnly: true,
       sameSite: 'lax',
@@ -304,7 +306,7 @@ describe('get and new', () => {
     expect(await store.save(req, headers, session)).toBe('expired');
     expect(onlyCookie(headers).attributes['max-age']).toBe('0');
     expect((await docs.record(created.id))?.expiresAt.getTime()).toBeLessThan(Date.now());
-    expect(await store.save(req, new Headers(), session)).toBe('deleted');
+    expect(await store.save(req, new Headers(), session)).toBe('expired');
     expect(await docs.countLive()).toBe(0);
   });
 
@@ -399,7 +401,7 @@ describe('save', () => {
     expect(await docs.count()).toBe(0);
   });
 
-  it('regenerate() issues a new id, keeps the values and deletes the old document', async () => {
+  it('regenerate() issues a new id, keeps the values and retires the old id', async () => {
     const { store, docs } = await makeStore();
     const { cookie, session: created } = await createSession(store, { visits: 7 });
     const req = requestWith({ sid: cookie });
@@ -411,11 +413,14 @@ describe('save', () => {
     const commands = await backend.during(async () => {
       expect(await store.save(req, headers, session)).toBe('created');
     });
-    // MongoDB: insert the new document, delete the old one while live; PostgreSQL: one statement.
-    expect(commands).toEqual(backend.name === 'MongoDB' ? ['insert', 'delete'] : ['other']);
+    // MongoDB: insert the new document, retire the old one while live; PostgreSQL: one statement.
+    expect(commands).toEqual(backend.name === 'MongoDB' ? ['insert', 'update'] : ['other']);
     expect(session.id).not.toBe(created.id);
-    expect(await docs.record(created.id)).toBeUndefined();
-    expect(await load(store, cookie)).toMatchObject({ isNew: true, error: 'not-found' });
+    // The old id is a short-lived replaced record: no data, no owner, not live.
+    expect(await docs.record(created.id)).toMatchObject({ user: undefined, provider: undefined });
+    expect(await docs.liveKeys()).toEqual([session.id]);
+    const stale = await load(store, cookie);
+    expect(stale).toMatchObject({ isNew: true, error: 'replaced', values: {} });
     const next = await load(store, onlyCookie(headers).value);
     expect(next.values).toEqual({ visits: 7, user: 'alice', provider: 'password' });
     expect(next.id).toBe(session.id);
@@ -536,7 +541,7 @@ describe('values round-trip (property)', () => {
 });
 
 describe('forced logout and metrics', () => {
-  it('expireSessions removes every session of one user and provider in one command', async () => {
+  it('expireSessions removes every session of one user and provider in two commands (the second catches a racing regeneration)', async () => {
     const { store, docs } = await makeStore();
     const cookies: Record<string, string[]> = { alice: [], bob: [] };
     for (let i = 0; i < 30; i++) {
@@ -548,7 +553,7 @@ describe('forced logout and metrics', () => {
     const commands = await backend.during(async () => {
       removed = await store.expireSessions('alice', 'password');
     });
-    expect(commands).toEqual(['delete']);
+    expect(commands).toEqual(['delete', 'delete']);
     expect(removed).toBe(10);
     expect(await docs.count()).toBe(21);
     for (const cookie of cookies.alice ?? []) {
@@ -820,8 +825,8 @@ describe('signed-out sessions never come back (regenerate after a logout)', () =
     const { created, req, session } = await inFlight(store);
     session.regenerate();
     const commands = await backend.during(() => store.save(req, new Headers(), session));
-    expect(commands).toEqual(backend.name === 'MongoDB' ? ['insert', 'delete'] : ['other']);
-    expect(await docs.keys()).toEqual([session.id]);
+    expect(commands).toEqual(backend.name === 'MongoDB' ? ['insert', 'update'] : ['other']);
+    expect(await docs.liveKeys()).toEqual([session.id]);
     expect(session.id).not.toBe(created.id);
   });
 
@@ -969,6 +974,211 @@ describe('owner fields: one rule on save and on expireSessions', () => {
     for (const user of ['ali\u0000ce', 'u'.repeat(257), 'a\ud800']) {
       await expect(store.expireSessions(user, 'password')).rejects.toBeInstanceOf(TypeError);
     }
+  });
+});
+
+describe('what a new user hits first', () => {
+  it('flashes live outside values: not in its type, not in its JSON, still stored', async () => {
+    const { store } = await makeStore();
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values.visits = 1;
+    session.addFlash('Welcome!');
+    expect(JSON.stringify(session.values)).toBe('{"visits":1}');
+    const headers = new Headers();
+    await store.save(req, headers, session);
+    const next = await load(store, onlyCookie(headers).value);
+    expect(next.values).toEqual({ visits: 1 });
+    expect(next.flashes()).toEqual(['Welcome!']);
+  });
+
+  it('plain save does not store a new session that is still empty (saveUninitialized defaults to false)', async () => {
+    const { store, docs } = await makeStore({ saveUninitialized: false });
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    const headers = new Headers();
+    expect(await backend.during(async () => expect(await store.save(req, headers, session)).toBe('unchanged'))).toEqual([]);
+    expect(headers.getSetCookie()).toEqual([]);
+    expect(await docs.count()).toBe(0);
+    session.addFlash('a flash is something to keep');
+    expect(await store.save(req, headers, session)).toBe('created');
+    expect(await docs.count()).toBe(1);
+  });
+
+  describe('dead cookies are cleared by the response that first sees them', () => {
+    const reasons = {
+      malformed: () => Promise.resolve('garbage'),
+      tampered: async (store: SessionStore<AppValues>) => {
+        const { cookie } = await createSession(store, { visits: 1 });
+        const parts = cookie.split('*');
+        parts[4] = `${parts[4]?.slice(0, -2)}AA`;
+        return parts.join('*');
+      },
+      'unknown-key': async () => {
+        const { store: other } = await makeStore({ keyPairs: [k2] });
+        return (await createSession(other, { visits: 1 })).cookie;
+      },
+      'wrong-name': async (store: SessionStore<AppValues>) => (await createSession(store, { visits: 1 }, 'other')).cookie,
+      'not-found': async (store: SessionStore<AppValues>, docs: RawPlace) => {
+        const { cookie, session } = await createSession(store, { visits: 1 });
+        await docs.remove(session.id);
+        return cookie;
+      },
+    };
+
+    it.each(Object.keys(reasons))('%s: one clearing cookie, no write, also when the session stays unsaved', async (reason) => {
+      const { store, docs } = await makeStore({ saveUninitialized: false });
+      const cookie = await reasons[reason as keyof typeof reasons](store, docs);
+      const before = await docs.count();
+      const req = requestWith({ sid: cookie });
+      const session = await store.get(req, 'sid');
+      expect(session.error).toBe(reason);
+      const headers = new Headers();
+      expect(await backend.during(() => store.save(req, headers, session))).toEqual([]);
+      const sent = onlyCookie(headers);
+      expect(sent).toMatchObject({ name: 'sid', value: '' });
+      expect(sent.attributes['max-age']).toBe('0');
+      expect(await docs.count()).toBe(before);
+      // Cleared once: a second save of the same session sends nothing more.
+      const again = new Headers();
+      await store.save(req, again, session);
+      expect(again.getSetCookie()).toEqual([]);
+    });
+
+    it('a dead cookie is replaced, not cleared, when the fresh session is stored', async () => {
+      const { store } = await makeStore();
+      const req = requestWith({ sid: 'garbage' });
+      const session = await store.get(req, 'sid');
+      session.values.visits = 1;
+      const headers = new Headers();
+      expect(await store.save(req, headers, session)).toBe('created');
+      expect(onlyCookie(headers).value).toMatch(/^Fe26/);
+    });
+
+    it('a cookie whose session a parallel request just regenerated is neither cleared nor replaced', async () => {
+      const { store, docs } = await makeStore();
+      const { cookie } = await createSession(store, { visits: 1 });
+      const signIn = requestWith({ sid: cookie });
+      const session = await store.get(signIn, 'sid');
+      session.regenerate();
+      await store.save(signIn, new Headers(), session);
+
+      const parallel = requestWith({ sid: cookie });
+      const stale = await store.get(parallel, 'sid');
+      expect(stale).toMatchObject({ isNew: true, error: 'replaced' });
+      stale.values.visits = 99;
+      const headers = new Headers();
+      expect(await backend.during(async () => expect(await store.save(parallel, headers, stale)).toBe('superseded'))).toEqual([]);
+      expect(headers.getSetCookie()).toEqual([]);
+      expect(await docs.liveKeys()).toEqual([session.id]);
+    });
+  });
+
+  it('destroy() then new(): the fresh session is saved after the destroyed one, so a flash reaches the next page', async () => {
+    const { store, docs } = await makeStore({ saveUninitialized: false });
+    const { cookie, session: created } = await createSession(store, { user: 'alice', provider: 'password' });
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    session.destroy();
+    const fresh = await store.new(req, 'sid');
+    expect(fresh).not.toBe(session);
+    expect(fresh).toMatchObject({ isNew: true, id: '', values: {} });
+    fresh.addFlash('You are signed out');
+    const headers = new Headers();
+    await store.saveAll(req, headers);
+    const [cleared, next] = sentCookies(headers);
+    expect(cleared?.value).toBe('');
+    expect(next?.value).toMatch(/^Fe26/); // last one wins in the browser
+    expect(await docs.record(created.id)).toBeUndefined();
+    expect((await load(store, next?.value ?? '')).flashes()).toEqual(['You are signed out']);
+  });
+
+  it('new() without a destroyed session still decodes the cookie afresh', async () => {
+    const { store } = await makeStore();
+    const { cookie } = await createSession(store, { visits: 3 });
+    const req = requestWith({ sid: cookie });
+    await store.get(req, 'sid');
+    expect((await store.new(req, 'sid')).values).toEqual({ visits: 3 });
+  });
+});
+
+describe('what the outside review of the first fix found', () => {
+  it('a save whose cookie target throws can be retried: the cookie is sent then, without a second write', async () => {
+    const { store } = await makeStore();
+    const { cookie } = await createSession(store, { visits: 1 });
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    session.regenerate();
+    const immutable = Response.redirect('https://app.example/').headers;
+    await expect(store.save(req, immutable, session)).rejects.toThrow(TypeError);
+    const headers = new Headers();
+    expect(await backend.during(async () => expect(await store.save(req, headers, session)).toBe('unchanged'))).toEqual([]);
+    const sent = onlyCookie(headers);
+    expect((await load(store, sent.value)).id).toBe(session.id);
+  });
+
+  it('reads the options once: a getter cannot pass validation and then write another value', async () => {
+    const { store, docs } = await makeStore();
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values.visits = 1;
+    let reads = 0;
+    Object.defineProperty(session.options, 'maxAge', { get: () => (++reads <= 1 ? 3600 : 1e11), enumerable: true, configurable: true });
+    expect(await store.save(req, new Headers(), session)).toBe('created');
+    expect(((await docs.record(session.id))?.expiresAt.getTime() ?? 0) - Date.now()).toBeLessThanOrEqual(3600_000);
+  });
+
+  it('refuses a session id changed into anything but an id it gave, sending no command', async () => {
+    const { store, docs } = await makeStore();
+    const { cookie } = await createSession(store, { visits: 1 });
+    await createSession(store, { visits: 2 });
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    for (const id of [{ $ne: session.id }, 'short', `${session.id}x`]) {
+      session.id = id as unknown as string;
+      session.values.visits = 9;
+      expect(await backend.during(() => expect(store.save(req, new Headers(), session)).rejects.toBeInstanceOf(SessionOptionsError))).toEqual([]);
+    }
+    expect(await docs.count()).toBe(2);
+  });
+
+  it('refuses values that are not a plain object, and a save of something that is not a Session', async () => {
+    const { store, docs } = await makeStore();
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    for (const values of [[1, 2], 'text', 5, null]) {
+      session.values = values as unknown as Partial<AppValues>;
+      await expect(store.save(req, new Headers(), session)).rejects.toBeInstanceOf(SessionValuesError);
+    }
+    await expect(store.save(req, new Headers(), { values: {} } as unknown as Session<AppValues>)).rejects.toThrow(/must be a Session/);
+    expect(await docs.count()).toBe(0);
+  });
+
+  it('refuses unknown and prototype-setting option keys', async () => {
+    await expect(makeStore({ options: { maxage: 60 } as unknown as SessionStoreConfig['options'] })).rejects.toThrow(/unknown session option "maxage"/);
+    await expect(
+      makeStore({ options: JSON.parse('{"__proto__":{"domain":"evil.example"}}') as SessionStoreConfig['options'] }),
+    ).rejects.toBeInstanceOf(SessionOptionsError);
+  });
+
+  it('refuses a key used as one pair\'s authentication key and another\'s encryption key', async () => {
+    const a = randomKey();
+    const b = randomKey();
+    await expect(
+      makeStore({ keyPairs: [{ authentication: a, encryption: b }, { authentication: b, encryption: a }] }),
+    ).rejects.toThrow(/authentication key of one pair and the encryption key of another/);
+  });
+
+  it('keeps its own copy of the keys: zeroing the caller\'s buffers changes nothing', async () => {
+    const authentication = randomKey();
+    const encryption = randomKey();
+    const place = uniquePlace();
+    const { store } = await makeStore({ keyPairs: [{ authentication, encryption }] }, place);
+    const { store: witness } = await makeStore({ keyPairs: [{ authentication: authentication.slice(), encryption: encryption.slice() }] }, place);
+    authentication.fill(0);
+    encryption.fill(0);
+    const { cookie } = await createSession(store, { visits: 1 });
+    expect(await witness.get(requestWith({ sid: cookie }), 'sid')).toMatchObject({ isNew: false, values: { visits: 1 } });
   });
 });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SessionValuesError } from '../src/errors.ts';
-import { decodeValues, encodeValues, maxValuesDepth } from '../src/values.ts';
+import { decodeSession, decodeValues, encodeValues, maxValuesDepth } from '../src/values.ts';
 
 describe('values encoding', () => {
   it('round-trips Dates and keys that look like tags', () => {
@@ -59,6 +59,18 @@ describe('values encoding', () => {
     const bytes = Buffer.byteLength(text);
     expect(encodeValues({ s: 'é'.repeat(10) }, bytes)).toBe(text);
     expect(() => encodeValues({ s: 'é'.repeat(10) }, bytes - 1)).toThrow(SessionValuesError);
+  });
+
+  it('counts every slot of a sparse array, so a huge length is refused at once', () => {
+    const cart: string[] = [];
+    cart[4e9] = 'apple';
+    expect(() => encodeValues({ cart }, 1024 * 1024)).toThrow(SessionValuesError);
+  });
+
+  it('stores flashes beside the values under a key no value can take', () => {
+    const text = encodeValues({ $flashes: 'mine', flashes: 1 }, Number.POSITIVE_INFINITY, { _flash: ['hi', new Date(3)] });
+    expect(decodeSession(text)).toEqual({ values: { $flashes: 'mine', flashes: 1 }, flashes: { _flash: ['hi', new Date(3)] } });
+    expect(decodeValues(text)).toEqual({ $flashes: 'mine', flashes: 1 });
   });
 });
 

@@ -29,6 +29,7 @@ export interface DemoValues extends Record<string, unknown> {
  */
 export const cookieName = '__Host-sid';
 const provider = 'password';
+const rememberSeconds = 90 * 24 * 60 * 60;
 
 export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoValues>> {
   const app = new Hono<SessionEnv<DemoValues>>();
@@ -64,19 +65,33 @@ export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoVa
     const body = await c.req.parseBody();
     const user = typeof body.user === 'string' ? body.user.trim() : '';
     const session = c.get('session');
-    if (user === '' || user.length > 64) {
+    // eslint-disable-next-line no-control-regex -- control characters are what is refused
+    if (user === '' || user.length > 64 || /[\u0000-\u001f\u007f]/.test(user) || !user.isWellFormed()) {
       // Answered in place: a failed sign-in stores nothing.
-      return c.html(signInPage(['Please enter a user name of 1 to 64 characters.']), 400);
+      return c.html(signInPage(['Please enter a user name of 1 to 64 printable characters.']), 400);
     }
     // A new id on sign-in: a session id planted before login is worthless after it.
     session.regenerate();
     session.values = { user, provider, visits: 0 };
+    // "Remember me": 90 days, kept by the session on every later request;
+    // otherwise a browser-session cookie (the document still expires after
+    // the store's maxAge of inactivity).
+    Object.assign(session.options, body.remember === 'on' ? { maxAge: rememberSeconds, persistent: true } : { persistent: false });
     session.addFlash(`Welcome, ${user}!`);
     return c.redirect('/', 303);
   });
 
-  app.post('/logout', (c) => {
-    c.get('session').destroy();
+  app.post('/logout', async (c) => {
+    const session = c.get('session');
+    const signedIn = session.values.user !== undefined;
+    session.destroy();
+    if (signedIn) {
+      // A fresh session in the same response carries the goodbye; anonymous,
+      // so it lives five minutes, in a browser-session cookie.
+      const goodbye = await store.new(c.req, cookieName);
+      Object.assign(goodbye.options, { maxAge: 300, persistent: false });
+      goodbye.addFlash('You are signed out.');
+    }
     return c.redirect('/', 303);
   });
 
@@ -107,6 +122,7 @@ function signInPage(messages: string[]) {
   return page('Sign in', messages, html`
     <form method="post" action="/login">
       <label>User name <input name="user" required maxlength="64" autofocus></label>
+      <label><input type="checkbox" name="remember"> Remember me</label>
       <button type="submit">Sign in</button>
     </form>`);
 }

@@ -1,22 +1,28 @@
 /**
  * The MongoDB implementation of the persistence interface: a collection of
- * `{ _id, data, expiresAt, user?, provider?, createdAt, updatedAt }`.
+ * `{ _id, data, expiresAt, user?, provider?, createdAt, updatedAt, maxAge?,
+ * persistent?, replaced? }`.
  *
- * Every read filters `expiresAt > now`, so an expired document is dead before
- * cleanup removes it; updates of live sessions carry the same filter, so they
- * cannot resurrect one. Ids reach MongoDB only as strings checked by the
- * callers (never objects), and session data only as one binary field.
+ * Reads fetch by `_id` alone (MongoDB's `_id` fast path, and the only filter
+ * FerretDB pushes down) and check the expiry here, so an expired document is
+ * dead before cleanup removes it; writes to live sessions filter on the
+ * expiry and on `replaced`, so they cannot resurrect one. A replaced
+ * document (after regeneration) keeps only `_id`, `replaced: true` and a
+ * short expiry. Ids reach MongoDB only as strings checked by the callers
+ * (never objects), and session data only as one binary field.
  */
 import { Binary, type Collection, type Db, MongoServerError } from 'mongodb';
 import {
   errorMessage,
+  type FoundSession,
   type LiveChange,
-  type Owner,
+  type LiveWrite,
   once,
   plainBytes,
+  replacedRecordMs,
   runOperation,
   type SessionBackend,
-  type StoredSession,
+  type SessionRecord,
   storageKey,
 } from '../backend.ts';
 import { SessionOptionsError, SessionStoreError } from '../errors.ts';
@@ -24,13 +30,23 @@ import { SessionOptionsError, SessionStoreError } from '../errors.ts';
 /** The stored document. */
 export interface SessionDocument {
   _id: string;
-  data: Binary;
+  /** Absent on a replaced document. */
+  data?: Binary;
   expiresAt: Date;
   user?: string;
   provider?: string;
   createdAt: Date;
   updatedAt: Date;
+  /** The session's own lifetime in seconds (session stores only). */
+  maxAge?: number;
+  /** False for a browser-session cookie (session stores only). */
+  persistent?: boolean;
+  /** Set when regeneration moved the session to a new id. */
+  replaced?: true;
 }
+
+/** Matches documents a write may change: live and not replaced. */
+const notReplaced = { replaced: { $exists: false } } as const;
 
 /** How the layer is set up; fixed for the life of a store. */
 export interface SessionCollectionOptions {
@@ -66,79 +82,104 @@ export class SessionCollection implements SessionBackend {
     this.ensureSchema = once(() => this.#createIndexes());
   }
 
-  /** The live document for `id`, or undefined when missing or expired. One command. */
-  async find(id: string, signal?: AbortSignal): Promise<StoredSession | undefined> {
+  /**
+   * The live document for `id`, a replaced one, or undefined when missing or
+   * expired. One command, by `_id` alone; the expiry is checked here.
+   */
+  async find(id: string, signal?: AbortSignal): Promise<FoundSession> {
     const doc = await this.#run('find', signal, () =>
       this.#collection.findOne(
-        { _id: this.#key(id), expiresAt: { $gt: new Date() } },
-        { projection: { data: 1, expiresAt: 1 } },
+        { _id: this.#key(id) },
+        { projection: { data: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1 } },
       ),
     );
-    return doc ? { data: plainBytes(doc.data.buffer.subarray(0, doc.data.length())), expiresAt: doc.expiresAt } : undefined;
+    if (doc === null || !(doc.expiresAt.getTime() > Date.now())) return undefined;
+    if (doc.replaced === true || doc.data === undefined) return { state: 'replaced' };
+    return {
+      state: 'live',
+      data: bytesOf(doc.data),
+      expiresAt: doc.expiresAt,
+      createdAt: doc.createdAt,
+      lifetime:
+        typeof doc.maxAge === 'number' ? { maxAge: doc.maxAge, persistent: doc.persistent !== false } : undefined,
+    };
   }
 
   /** Every live document as `[_id, data]`. One command plus cursor batches. */
   async findAll(signal?: AbortSignal): Promise<Map<string, Uint8Array>> {
     const docs = await this.#run('findAll', signal, () =>
       this.#collection
-        .find({ expiresAt: { $gt: new Date() } }, { projection: { data: 1 } })
+        .find({ expiresAt: { $gt: new Date() }, ...notReplaced }, { projection: { data: 1 } })
         .toArray(),
     );
-    return new Map(docs.map((doc) => [doc._id, plainBytes(doc.data.buffer.subarray(0, doc.data.length()))]));
+    return new Map(docs.flatMap((doc) => (doc.data === undefined ? [] : [[doc._id, bytesOf(doc.data)]])));
   }
 
   /** Inserts a new document. One command. */
-  async insert(id: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<void> {
-    const now = new Date();
+  async insert(id: string, record: SessionRecord, signal?: AbortSignal): Promise<void> {
     const doc: SessionDocument = {
       _id: this.#key(id),
-      data: new Binary(data),
-      expiresAt,
-      createdAt: now,
-      updatedAt: now,
+      data: new Binary(record.data),
+      expiresAt: record.expiresAt,
+      createdAt: record.createdAt,
+      updatedAt: new Date(),
+      maxAge: record.lifetime.maxAge,
+      persistent: record.lifetime.persistent,
     };
-    if (owner.user !== undefined) doc.user = owner.user;
-    if (owner.provider !== undefined) doc.provider = owner.provider;
-    await this.#run('insert', undefined, () => this.#collection.insertOne(doc));
+    if (record.owner.user !== undefined) doc.user = record.owner.user;
+    if (record.owner.provider !== undefined) doc.provider = record.owner.provider;
+    await this.#run('insert', signal, () => this.#collection.insertOne(doc));
   }
 
   /**
-   * Regeneration: inserts `newId`, deletes `oldId` only while it is live, and
-   * when that deleted nothing deletes `newId` again. Whatever a concurrent
-   * forced logout or delete does between the commands, no document that was
-   * dead when this ran stays live under the new id. Two commands when it
-   * succeeds, three when the old document was gone.
+   * Regeneration: inserts `newId`, turns `oldId` into a replaced document
+   * only while it is live and not replaced, and when that matched nothing
+   * deletes `newId` again. Whatever a concurrent forced logout, delete or
+   * regeneration does between the commands, no document that was dead (or
+   * already replaced) when this ran stays live under the new id. Two
+   * commands when it succeeds; two more (delete, read) when it does not.
    */
-  async replace(oldId: string, newId: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<boolean> {
-    await this.insert(newId, data, expiresAt, owner);
-    let removed: number;
+  async replace(oldId: string, newId: string, record: SessionRecord, signal?: AbortSignal): Promise<LiveWrite> {
+    await this.insert(newId, record, signal);
+    const now = new Date();
+    let matched: number;
     try {
-      removed = (
-        await this.#run('delete', undefined, () =>
-          this.#collection.deleteOne({ _id: this.#key(oldId), expiresAt: { $gt: new Date() } }),
+      matched = (
+        await this.#run('replace', signal, () =>
+          this.#collection.updateOne(
+            { _id: this.#key(oldId), expiresAt: { $gt: now }, ...notReplaced },
+            {
+              $set: { replaced: true, expiresAt: new Date(now.getTime() + replacedRecordMs), updatedAt: now },
+              $unset: { data: '', user: '', provider: '', maxAge: '', persistent: '' },
+            },
+          ),
         )
-      ).deletedCount;
+      ).matchedCount;
     } catch (error) {
       // Best effort: the caller keeps the old id and will retry under another new one.
       await this.delete(newId).catch(() => {});
       throw error;
     }
-    if (removed === 1) return true;
-    await this.delete(newId);
-    return false;
+    if (matched === 1) return 'done';
+    await this.delete(newId, signal);
+    return this.#whyNotLive(oldId, signal);
   }
 
   /**
-   * Updates a document only while it is live; never creates or revives one.
-   * Fields left undefined keep their value. One command.
-   * @returns false when the document is missing or expired.
+   * Updates a document only while it is live and not replaced; never
+   * creates or revives one. Fields left undefined keep their value. One
+   * command; a second (a read) when nothing matched, to say why.
    */
-  async updateLive(id: string, change: LiveChange): Promise<boolean> {
+  async updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite> {
     const now = new Date();
     const set: Partial<SessionDocument> = { updatedAt: now };
     const unset: Record<string, ''> = {};
     if (change.data !== undefined) set.data = new Binary(change.data);
     if (change.expiresAt !== undefined) set.expiresAt = change.expiresAt;
+    if (change.lifetime !== undefined) {
+      set.maxAge = change.lifetime.maxAge;
+      set.persistent = change.lifetime.persistent;
+    }
     if (change.owner !== undefined) {
       for (const field of ['user', 'provider'] as const) {
         const value = change.owner[field];
@@ -146,13 +187,13 @@ export class SessionCollection implements SessionBackend {
         else set[field] = value;
       }
     }
-    const result = await this.#run('update', undefined, () =>
+    const result = await this.#run('update', signal, () =>
       this.#collection.updateOne(
-        { _id: this.#key(id), expiresAt: { $gt: now } },
+        { _id: this.#key(id), expiresAt: { $gt: now }, ...notReplaced },
         Object.keys(unset).length > 0 ? { $set: set, $unset: unset } : { $set: set },
       ),
     );
-    return result.matchedCount === 1;
+    return result.matchedCount === 1 ? 'done' : this.#whyNotLive(id, signal);
   }
 
   /**
@@ -190,10 +231,10 @@ export class SessionCollection implements SessionBackend {
     return result.deletedCount;
   }
 
-  /** Counts live documents, served by the expiry index. One command. */
+  /** Counts live documents (not replaced ones), served by the expiry index. One command. */
   countLive(): Promise<number> {
     return this.#run('count', undefined, () =>
-      this.#collection.countDocuments({ expiresAt: { $gt: new Date() } }),
+      this.#collection.countDocuments({ expiresAt: { $gt: new Date() }, ...notReplaced }),
     );
   }
 
@@ -207,6 +248,11 @@ export class SessionCollection implements SessionBackend {
 
   #key(id: string): string {
     return storageKey(id, this.#options.hashIds);
+  }
+
+  /** After a guarded write matched nothing: was the document replaced, or is it gone? */
+  async #whyNotLive(id: string, signal: AbortSignal | undefined): Promise<LiveWrite> {
+    return (await this.find(id, signal))?.state === 'replaced' ? 'replaced' : 'gone';
   }
 
   async #createIndexes(): Promise<void> {
@@ -258,4 +304,9 @@ function checkCollectionName(name: unknown): void {
       `collection must be a MongoDB collection name (1 to 120 characters, no '$' or NUL, not system.*), not ${JSON.stringify(name)}`,
     );
   }
+}
+
+/** The bytes of a BSON Binary as a plain Uint8Array. */
+function bytesOf(data: Binary): Uint8Array {
+  return plainBytes(data.buffer.subarray(0, data.length()));
 }

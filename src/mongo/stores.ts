@@ -5,7 +5,7 @@
 import type { Db } from 'mongodb';
 import { SessionStore, type SessionStoreConfig } from '../session-store.ts';
 import { TokenStore, type TokenStoreConfig } from '../token-store.ts';
-import type { SessionValues } from '../values.ts';
+import type { SessionValues, Storable } from '../values.ts';
 import { SessionCollection } from './session-collection.ts';
 
 /** Configuration of a {@link MongoStore}. Only `keyPairs` is required. */
@@ -28,7 +28,7 @@ export interface MongoStoreConfig extends SessionStoreConfig {
  * @throws SessionOptionsError for no key pairs, a key shorter than 32
  * characters or bytes, or invalid options.
  */
-export class MongoStore<V extends SessionValues = SessionValues> extends SessionStore<V> {
+export class MongoStore<V extends Storable<V> = SessionValues> extends SessionStore<V> {
   constructor(db: Db, config: MongoStoreConfig) {
     const collection = new SessionCollection(db, config.collection ?? 'sessions', {
       hashIds: false,

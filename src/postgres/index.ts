@@ -6,7 +6,7 @@
 import type { Pool } from 'pg';
 import { SessionStore, type SessionStoreConfig } from '../session-store.ts';
 import { TokenStore, type TokenStoreConfig } from '../token-store.ts';
-import type { SessionValues } from '../values.ts';
+import type { SessionValues, Storable } from '../values.ts';
 import { SessionTable } from './session-table.ts';
 
 /** Configuration of a {@link PostgresSessionStore}. Only `keyPairs` is required. */
@@ -23,7 +23,7 @@ export interface PostgresSessionStoreConfig extends SessionStoreConfig {
  * @throws SessionOptionsError for bad keys or options, or a table name that
  * is not a plain identifier.
  */
-export class PostgresSessionStore<V extends SessionValues = SessionValues> extends SessionStore<V> {
+export class PostgresSessionStore<V extends Storable<V> = SessionValues> extends SessionStore<V> {
   constructor(pool: Pool, config: PostgresSessionStoreConfig) {
     super(new SessionTable(pool, config.table ?? 'sessions', { hashIds: false, indexOwners: true }), config);
   }

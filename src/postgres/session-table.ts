@@ -3,22 +3,28 @@
  * the shape of scs's pgxstore, plus the owner columns forced logout needs.
  *
  *   token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL,
- *   "user" TEXT, provider TEXT, created_at, updated_at
+ *   "user" TEXT, provider TEXT, created_at, updated_at,
+ *   max_age INTEGER, persistent BOOLEAN, replaced BOOLEAN NOT NULL DEFAULT false
  *   indexes: (expiry), ("user", provider)
  *
  * Every read filters `expiry > now()`; updates of live sessions carry the
- * same filter. All values are bound parameters; the table name is checked as
- * an identifier and quoted.
+ * same filter and skip replaced rows (a regenerated session's old token,
+ * kept briefly with no data and no owner). All values are bound parameters;
+ * the table name is checked as an identifier and quoted. Tables created by
+ * 0.1.0 gain the three new columns on the first `init()` (or first query):
+ * `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, no data rewrite.
  */
 import type { Pool } from 'pg';
 import {
+  type FoundSession,
   type LiveChange,
-  type Owner,
+  type LiveWrite,
   once,
   plainBytes,
+  replacedRecordMs,
   runOperation,
   type SessionBackend,
-  type StoredSession,
+  type SessionRecord,
   storageKey,
 } from '../backend.ts';
 import { SessionOptionsError } from '../errors.ts';
@@ -52,53 +58,75 @@ export class SessionTable implements SessionBackend {
     this.ensureSchema = once(() => this.#createSchema());
   }
 
-  async find(id: string, signal?: AbortSignal): Promise<StoredSession | undefined> {
-    const result = await this.#query<{ data: Buffer; expiry: Date }>(
+  async find(id: string, signal?: AbortSignal): Promise<FoundSession> {
+    const result = await this.#query<{
+      data: Buffer;
+      expiry: Date;
+      created_at: Date;
+      max_age: number | null;
+      persistent: boolean | null;
+      replaced: boolean;
+    }>(
       'find',
       signal,
-      `SELECT data, expiry FROM ${this.#table} WHERE token = $1 AND expiry > now()`,
+      `SELECT data, expiry, created_at, max_age, persistent, replaced FROM ${this.#table} WHERE token = $1 AND expiry > now()`,
       [this.#key(id)],
     );
     const row = result.rows[0];
-    return row ? { data: plainBytes(row.data), expiresAt: row.expiry } : undefined;
+    if (row === undefined) return undefined;
+    if (row.replaced) return { state: 'replaced' };
+    return {
+      state: 'live',
+      data: plainBytes(row.data),
+      expiresAt: row.expiry,
+      createdAt: row.created_at,
+      lifetime: row.max_age === null ? undefined : { maxAge: row.max_age, persistent: row.persistent !== false },
+    };
   }
 
   async findAll(signal?: AbortSignal): Promise<Map<string, Uint8Array>> {
     const result = await this.#query<{ token: string; data: Buffer }>(
       'findAll',
       signal,
-      `SELECT token, data FROM ${this.#table} WHERE expiry > now()`,
+      `SELECT token, data FROM ${this.#table} WHERE expiry > now() AND NOT replaced`,
       [],
     );
     return new Map(result.rows.map((row) => [row.token, plainBytes(row.data)]));
   }
 
-  async insert(id: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<void> {
+  async insert(id: string, record: SessionRecord, signal?: AbortSignal): Promise<void> {
     await this.#query(
       'insert',
-      undefined,
-      `INSERT INTO ${this.#table} (token, data, expiry, "user", provider) VALUES ($1, $2, $3, $4, $5)`,
-      [this.#key(id), buffer(data), expiresAt, owner.user ?? null, owner.provider ?? null],
+      signal,
+      `INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [this.#key(id), ...this.#recordValues(record)],
     );
   }
 
   /**
-   * One statement: the old row is deleted only while live, and the new row is
-   * inserted only from what that deletion returned, atomically.
+   * One statement when it succeeds: the old row becomes a replaced row only
+   * while live, and the new row is inserted only from what that update
+   * returned, atomically. A second (a read) when it did not, to say why.
    */
-  async replace(oldId: string, newId: string, data: Uint8Array, expiresAt: Date, owner: Owner): Promise<boolean> {
+  async replace(oldId: string, newId: string, record: SessionRecord, signal?: AbortSignal): Promise<LiveWrite> {
     const result = await this.#query(
       'replace',
-      undefined,
-      `WITH old AS (DELETE FROM ${this.#table} WHERE token = $1 AND expiry > now() RETURNING token)
-       INSERT INTO ${this.#table} (token, data, expiry, "user", provider)
-       SELECT $2, $3, $4, $5, $6 FROM old`,
-      [this.#key(oldId), this.#key(newId), buffer(data), expiresAt, owner.user ?? null, owner.provider ?? null],
+      signal,
+      `WITH old AS (
+         UPDATE ${this.#table}
+         SET replaced = true, data = '\\x', "user" = NULL, provider = NULL, max_age = NULL, persistent = NULL,
+             expiry = now() + $9::integer * interval '1 millisecond', updated_at = now()
+         WHERE token = $10 AND expiry > now() AND NOT replaced
+         RETURNING token)
+       INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM old`,
+      [this.#key(newId), ...this.#recordValues(record), replacedRecordMs, this.#key(oldId)],
     );
-    return result.rowCount === 1;
+    return result.rowCount === 1 ? 'done' : this.#whyNotLive(oldId, signal);
   }
 
-  async updateLive(id: string, change: LiveChange): Promise<boolean> {
+  async updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite> {
     const values: unknown[] = [this.#key(id)];
     const set = ['updated_at = now()'];
     const bind = (column: string, value: unknown) => {
@@ -107,17 +135,21 @@ export class SessionTable implements SessionBackend {
     };
     if (change.data !== undefined) bind('data', buffer(change.data));
     if (change.expiresAt !== undefined) bind('expiry', change.expiresAt);
+    if (change.lifetime !== undefined) {
+      bind('max_age', change.lifetime.maxAge);
+      bind('persistent', change.lifetime.persistent);
+    }
     if (change.owner !== undefined) {
       bind('"user"', change.owner.user ?? null);
       bind('provider', change.owner.provider ?? null);
     }
     const result = await this.#query(
       'update',
-      undefined,
-      `UPDATE ${this.#table} SET ${set.join(', ')} WHERE token = $1 AND expiry > now()`,
+      signal,
+      `UPDATE ${this.#table} SET ${set.join(', ')} WHERE token = $1 AND expiry > now() AND NOT replaced`,
       values,
     );
-    return result.rowCount === 1;
+    return result.rowCount === 1 ? 'done' : this.#whyNotLive(id, signal);
   }
 
   async upsert(id: string, data: Uint8Array, expiresAt: Date, signal?: AbortSignal): Promise<void> {
@@ -149,7 +181,7 @@ export class SessionTable implements SessionBackend {
     const result = await this.#query<{ count: string }>(
       'count',
       undefined,
-      `SELECT count(*) AS count FROM ${this.#table} WHERE expiry > now()`,
+      `SELECT count(*) AS count FROM ${this.#table} WHERE expiry > now() AND NOT replaced`,
       [],
     );
     return Number(result.rows[0]?.count ?? 0);
@@ -162,6 +194,24 @@ export class SessionTable implements SessionBackend {
 
   #key(id: string): string {
     return storageKey(id, this.#options.hashIds);
+  }
+
+  /** The bound values $2..$8 of a row: data, expiry, owner, created_at, lifetime. */
+  #recordValues(record: SessionRecord): unknown[] {
+    return [
+      buffer(record.data),
+      record.expiresAt,
+      record.owner.user ?? null,
+      record.owner.provider ?? null,
+      record.createdAt,
+      record.lifetime.maxAge,
+      record.lifetime.persistent,
+    ];
+  }
+
+  /** After a guarded write matched nothing: was the row replaced, or is it gone? */
+  async #whyNotLive(id: string, signal: AbortSignal | undefined): Promise<LiveWrite> {
+    return (await this.find(id, signal))?.state === 'replaced' ? 'replaced' : 'gone';
   }
 
   #query<Row extends object = object>(operation: string, signal: AbortSignal | undefined, text: string, values: unknown[]) {
@@ -178,6 +228,11 @@ export class SessionTable implements SessionBackend {
          provider TEXT,
          created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
          updated_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
+      // Tables created by 0.1.0 lack these; adding nullable columns rewrites nothing.
+      `ALTER TABLE ${this.#table}
+         ADD COLUMN IF NOT EXISTS max_age INTEGER,
+         ADD COLUMN IF NOT EXISTS persistent BOOLEAN,
+         ADD COLUMN IF NOT EXISTS replaced BOOLEAN NOT NULL DEFAULT false`,
       `CREATE INDEX IF NOT EXISTS "${this.#name}_expiry_idx" ON ${this.#table} (expiry)`,
     ];
     if (this.#options.indexOwners) {

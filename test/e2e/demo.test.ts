@@ -86,10 +86,11 @@ afterAll(async () => {
   await client?.close();
 });
 
-async function signIn(context: BrowserContext, user: string): Promise<Page> {
+async function signIn(context: BrowserContext, user: string, remember = false): Promise<Page> {
   const page = await context.newPage();
   await page.goto(baseUrl);
   await page.fill('input[name=user]', user);
+  if (remember) await page.check('input[name=remember]');
   await page.click('button[type=submit]');
   await page.waitForSelector('#user');
   return page;
@@ -139,14 +140,47 @@ describe('the demo app in Chromium', () => {
     await second.close();
   });
 
-  it('signs out: the cookie is gone and the document deleted', async () => {
+  it('signs out: the signed-in cookie is gone, the document deleted, and a goodbye shown', async () => {
     const context = await browser.newContext();
     const page = await signIn(context, 'bob');
+    const [signedIn] = await context.cookies();
     expect(await sessions().countDocuments({ user: 'bob' })).toBe(1);
     await page.click('text=Sign out');
     await page.waitForSelector('input[name=user]');
-    expect(await context.cookies()).toEqual([]);
+    expect(await page.textContent('.flash')).toBe('You are signed out.');
+    // What remains is the goodbye flash's anonymous session: another id, a browser-session cookie.
+    const remaining = await context.cookies();
+    expect(remaining.map((cookie) => cookie.value)).not.toContain(signedIn?.value);
+    expect(remaining.every((cookie) => cookie.expires === -1)).toBe(true);
     expect(await sessions().countDocuments({ user: 'bob' })).toBe(0);
+    await context.close();
+  });
+
+  it('"remember me" keeps a 90-day cookie across requests; without it the browser gets a session cookie', async () => {
+    const remembered = await browser.newContext();
+    const page = await signIn(remembered, 'erin', true);
+    await page.reload(); // a later request must not fall back to the store's 30 days
+    const [cookie] = await remembered.cookies();
+    expect((cookie?.expires ?? 0) * 1000 - Date.now()).toBeGreaterThan(89 * 86_400_000);
+
+    const forgetful = await browser.newContext();
+    const other = await signIn(forgetful, 'frank');
+    await other.reload();
+    const [sessionCookie] = await forgetful.cookies();
+    expect(sessionCookie?.expires).toBe(-1); // ends with the browser
+    await remembered.close();
+    await forgetful.close();
+  });
+
+  it('the browser drops a dead cookie on the first response that sees it', async () => {
+    const context = await browser.newContext();
+    const page = await signIn(context, 'gina');
+    expect(await context.cookies()).toHaveLength(1);
+    // The session ends on the server (an admin, a cleanup): the cookie now leads nowhere.
+    await sessions().deleteMany({ user: 'gina' });
+    await page.reload();
+    expect(await page.locator('input[name=user]').count()).toBe(1);
+    expect(await context.cookies()).toEqual([]);
     await context.close();
   });
 

@@ -68,4 +68,30 @@ describe('the demo app', () => {
     }
     expect(await documents()).toBe(before);
   });
+
+  it('refuses control characters in a user name with a page, not a server error', async () => {
+    const response = await app.request(`${origin}/login`, form('user=a%00b'));
+    expect(response.status).toBe(400);
+    expect(response.headers.getSetCookie()).toEqual([]);
+  });
+
+  it('anonymous sign-outs store nothing; a signed-in one leaves only a five-minute goodbye flash', async () => {
+    const before = await documents();
+    for (let i = 0; i < 20; i++) {
+      expect((await app.request(`${origin}/logout`, form(''))).status).toBe(303);
+    }
+    expect(await documents()).toBe(before);
+
+    const signIn = await app.request(`${origin}/login`, form('user=dora'));
+    const cookie = signIn.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+    const out = await app.request(`${origin}/logout`, form('', { cookie }));
+    const [cleared, goodbye] = out.headers.getSetCookie();
+    expect(cleared).toMatch(new RegExp(`^${cookieName}=;`));
+    expect(goodbye).not.toMatch(/Max-Age|Expires/i); // a browser-session cookie
+    const page = await app.request(`${origin}/`, { headers: { cookie: goodbye?.split(';')[0] ?? '' } });
+    expect(await page.text()).toContain('You are signed out.');
+    const anonymous = await t.db.collection('sessions').find({ user: { $exists: false } }).toArray();
+    expect(anonymous.every((doc) => (doc.expiresAt as Date).getTime() <= Date.now() + 300_000)).toBe(true);
+  });
 });
+

@@ -71,6 +71,14 @@ describe('the MongoDB backend', () => {
     expect(onlyCookie(headers).value).toMatch(/^Fe26/);
     const docs = t.db.collection(collection);
     expect(await docs.countDocuments({ admin: true })).toBe(0);
-    expect(Object.keys((await docs.findOne({})) ?? {}).sort()).toEqual(['_id', 'createdAt', 'data', 'expiresAt', 'updatedAt']);
+    expect(Object.keys((await docs.findOne({})) ?? {}).sort()).toEqual([
+      '_id',
+      'createdAt',
+      'data',
+      'expiresAt',
+      'maxAge',
+      'persistent',
+      'updatedAt',
+    ]);
   });
 });

@@ -3,11 +3,16 @@
  * middle of the run and starts it again on the same data and address.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { MongoDBStore, MongoStore, SessionStoreError } from '../../src/index.ts';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MongoDBStore, MongoStore, type SessionStoreConfig, SessionStoreError } from '../../src/index.ts';
+import { CookieCodec } from '../../src/codec.ts';
+import { PostgresSessionStore } from '../../src/postgres/index.ts';
+import { newSessionId } from '../../src/session.ts';
 import { type FerretDBServer, startFerretDB } from '../mongo-server.ts';
 import { onlyCookie, randomKey, requestWith } from '../support/http.ts';
 
@@ -103,3 +108,49 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
   );
   expect(unhandled).toEqual([]);
 }, 120_000);
+
+/**
+ * A database that accepts connections and never answers: the drivers' own
+ * waits are long (MongoDB's server selection 30 s; pg has no connect timeout
+ * by default), so only the store's `timeoutMs` bounds a request.
+ */
+describe.each([
+  ['MongoDB', (uri: string) => {
+    const silent = new MongoClient(uri, { serverSelectionTimeoutMS: 30_000 });
+    return { store: (config: SessionStoreConfig) => new MongoStore(silent.db('x'), config), close: () => silent.close() };
+  }],
+  ['PostgreSQL', (uri: string) => {
+    const silent = new pg.Pool({ connectionString: uri });
+    return { store: (config: SessionStoreConfig) => new PostgresSessionStore(silent, config), close: () => silent.end() };
+  }],
+] as const)('a database that never answers (%s)', (_, connect) => {
+  it('get and save reject with SessionStoreError after timeoutMs, not after the driver\'s 30 s', async () => {
+    const sockets = new Set<Socket>();
+    const blackhole = createServer((socket) => sockets.add(socket)); // accepts, never answers
+    await new Promise<void>((resolve) => blackhole.listen(0, '127.0.0.1', resolve));
+    const { port } = blackhole.address() as AddressInfo;
+    const scheme = _ === 'MongoDB' ? 'mongodb' : 'postgres';
+    const { store, close } = connect(`${scheme}://user@127.0.0.1:${port}/x`);
+    const keyPairs = [{ authentication: randomKey() }];
+    const bounded = store({ keyPairs, timeoutMs: 300 });
+    try {
+      // get with a cookie that unseals, so it must ask the database.
+      const cookie = await new CookieCodec(keyPairs, 0).seal('sid', newSessionId(), 60_000);
+      const getError: unknown = await bounded.get(requestWith({ sid: cookie }), 'sid').catch((error: unknown) => error);
+      // save of a new session: an insert.
+      const req = requestWith();
+      const fresh = await bounded.get(req, 'sid');
+      fresh.values = { n: 1 };
+      const saveError: unknown = await bounded.save(req, new Headers(), fresh).catch((error: unknown) => error);
+      for (const error of [getError, saveError]) {
+        expect(error).toBeInstanceOf(SessionStoreError);
+        expect((error as Error).message).toMatch(/did not answer within 300 ms/);
+        expect((error as Error).cause).toMatchObject({ name: 'TimeoutError' });
+      }
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      blackhole.close();
+      await close().catch(() => {});
+    }
+  }, 10_000);
+});

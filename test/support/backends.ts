@@ -13,7 +13,7 @@ import { MongoDBStore, MongoStore } from '../../src/index.ts';
 import { PostgresSessionStore, PostgresStore } from '../../src/postgres/index.ts';
 import type { SessionStore } from '../../src/session-store.ts';
 import type { TokenStore } from '../../src/token-store.ts';
-import type { SessionValues } from '../../src/values.ts';
+import type { Storable } from '../../src/values.ts';
 import { CommandLog, recordQueries } from './commands.ts';
 
 export type CommandKind = 'read' | 'insert' | 'update' | 'delete' | 'schema' | 'other';
@@ -28,10 +28,11 @@ export interface RawRecord {
 /** Direct access to one collection or table, for arranging and checking. */
 export interface RawPlace {
   count(): Promise<number>;
+  /** Records that are live sessions: expiry in the future, not replaced. */
   countLive(): Promise<number>;
   record(key: string): Promise<RawRecord | undefined>;
   keys(): Promise<string[]>;
-  /** Keys of the records whose expiry is in the future. */
+  /** Keys of the live sessions (expiry in the future, not replaced). */
   liveKeys(): Promise<string[]>;
   setExpiry(key: string, at: Date): Promise<void>;
   expireAll(): Promise<void>;
@@ -44,7 +45,7 @@ export interface Backend {
   open(): Promise<void>;
   close(): Promise<void>;
   /** A session store on a fresh place (or `place`, to share one), schema created unless `init` is false. */
-  sessionStore<V extends SessionValues>(config: SessionStoreConfig, place?: string, init?: boolean): Promise<{ store: SessionStore<V>; raw: RawPlace }>;
+  sessionStore<V extends Storable<V>>(config: SessionStoreConfig, place?: string, init?: boolean): Promise<{ store: SessionStore<V>; raw: RawPlace }>;
   tokenStore(config: TokenStoreConfig, place?: string): Promise<{ store: TokenStore; raw: RawPlace }>;
   /** Stores whose database cannot be reached (fails fast). */
   unreachable(): { sessions(config: SessionStoreConfig): SessionStore; tokens(config: TokenStoreConfig): TokenStore; close(): Promise<void> };
@@ -67,17 +68,19 @@ export function mongoBackend(): Backend {
     createIndexes: 'schema',
   };
   const raw = (name: string): RawPlace => {
-    const docs = db.collection<{ _id: string; expiresAt: Date; user?: string; provider?: string }>(name);
+    const docs = db.collection<{ _id: string; expiresAt: Date; user?: string; provider?: string; replaced?: true }>(name);
     return {
       count: () => docs.countDocuments(),
-      countLive: () => docs.countDocuments({ expiresAt: { $gt: new Date() } }),
+      countLive: () => docs.countDocuments({ expiresAt: { $gt: new Date() }, replaced: { $exists: false } }),
       record: async (key) => {
         const doc = await docs.findOne({ _id: key });
         return doc ? { user: doc.user, provider: doc.provider, expiresAt: doc.expiresAt } : undefined;
       },
       keys: async () => (await docs.find({}, { projection: { _id: 1 } }).toArray()).map((doc) => doc._id),
       liveKeys: async () =>
-        (await docs.find({ expiresAt: { $gt: new Date() } }, { projection: { _id: 1 } }).toArray()).map((doc) => doc._id),
+        (await docs.find({ expiresAt: { $gt: new Date() }, replaced: { $exists: false } }, { projection: { _id: 1 } }).toArray()).map(
+          (doc) => doc._id,
+        ),
       setExpiry: async (key, at) => void (await docs.updateOne({ _id: key }, { $set: { expiresAt: at } })),
       expireAll: async () => void (await docs.updateMany({}, { $set: { expiresAt: new Date(Date.now() - 1000) } })),
       insertExpired: async (key) => void (await docs.insertOne({ _id: key, expiresAt: new Date(Date.now() - 1000) })),
@@ -96,7 +99,7 @@ export function mongoBackend(): Backend {
       await db.dropDatabase().catch(() => {});
       await client.close();
     },
-    sessionStore: async <V extends SessionValues>(config: SessionStoreConfig, place = freshName('sessions'), init = true) => {
+    sessionStore: async <V extends Storable<V>>(config: SessionStoreConfig, place = freshName('sessions'), init = true) => {
       const store = new MongoStore<V>(db, { ...config, collection: place });
       if (init) await store.init();
       return { store, raw: raw(place) };
@@ -134,7 +137,8 @@ export function postgresBackend(): Backend {
     const t = `"${table}"`;
     return {
       count: async () => Number((await q<{ n: string }>(`SELECT count(*) AS n FROM ${t}`))[0]?.n),
-      countLive: async () => Number((await q<{ n: string }>(`SELECT count(*) AS n FROM ${t} WHERE expiry > now()`))[0]?.n),
+      countLive: async () =>
+        Number((await q<{ n: string }>(`SELECT count(*) AS n FROM ${t} WHERE expiry > now() AND NOT replaced`))[0]?.n),
       record: async (key) => {
         const row = (await q<{ user: string | null; provider: string | null; expiry: Date }>(
           `SELECT "user", provider, expiry FROM ${t} WHERE token = $1`,
@@ -143,7 +147,8 @@ export function postgresBackend(): Backend {
         return row ? { user: row.user ?? undefined, provider: row.provider ?? undefined, expiresAt: row.expiry } : undefined;
       },
       keys: async () => (await q<{ token: string }>(`SELECT token FROM ${t}`)).map((row) => row.token),
-      liveKeys: async () => (await q<{ token: string }>(`SELECT token FROM ${t} WHERE expiry > now()`)).map((row) => row.token),
+      liveKeys: async () =>
+        (await q<{ token: string }>(`SELECT token FROM ${t} WHERE expiry > now() AND NOT replaced`)).map((row) => row.token),
       setExpiry: async (key, at) => void (await q(`UPDATE ${t} SET expiry = $2 WHERE token = $1`, [key, at])),
       expireAll: async () => void (await q(`UPDATE ${t} SET expiry = now() - interval '1 second'`)),
       insertExpired: async (key) =>
@@ -171,7 +176,7 @@ export function postgresBackend(): Backend {
       await pool.query(`DROP SCHEMA ${schema} CASCADE`).catch(() => {});
       await pool.end();
     },
-    sessionStore: async <V extends SessionValues>(config: SessionStoreConfig, place = freshName('sessions'), init = true) => {
+    sessionStore: async <V extends Storable<V>>(config: SessionStoreConfig, place = freshName('sessions'), init = true) => {
       const store = new PostgresSessionStore<V>(pool, { ...config, table: place });
       if (init) await store.init();
       return { store, raw: raw(place) };

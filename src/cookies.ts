@@ -1,0 +1,50 @@
+/**
+ * The Set-Cookie lines the store sends, and where it sends them. Serialized
+ * with the `cookie` package; the attributes come from a session's options.
+ */
+import { serialize } from 'cookie';
+import type { SessionOptions } from './options.ts';
+
+/**
+ * Anything `save` can add a Set-Cookie header to: a Fetch `Headers`, or a
+ * Hono `Context` (any object with `header(name, value, { append: true })`).
+ */
+export type CookieTarget =
+  | Headers
+  | { header(name: string, value: string, options: { append: true }): void };
+
+/**
+ * The cookie that carries a sealed id until `expiresAt`: with `Max-Age` and
+ * `Expires` matching it, or neither for a browser-session cookie
+ * (`persistent: false`).
+ * @throws TypeError (from the `cookie` package) for attributes it refuses;
+ * the store validates options first, so this does not happen for options it accepted.
+ */
+export function sessionCookie(name: string, sealed: string, options: SessionOptions, expiresAt: Date): string {
+  const lifetime = options.persistent
+    ? { maxAge: Math.max(0, Math.round((expiresAt.getTime() - Date.now()) / 1000)), expires: expiresAt }
+    : {};
+  return serialize(name, sealed, { ...attributes(options), ...lifetime });
+}
+
+/** A cookie every browser deletes: empty, `Max-Age=0` and an `Expires` in the past. */
+export function expiredCookie(name: string, options: SessionOptions): string {
+  return serialize(name, '', { ...attributes(options), maxAge: 0, expires: new Date(0) });
+}
+
+/** Appends one Set-Cookie line to a Headers or a Hono Context. */
+export function appendSetCookie(target: CookieTarget, cookie: string): void {
+  if (target instanceof Headers) target.append('Set-Cookie', cookie);
+  else target.header('Set-Cookie', cookie, { append: true });
+}
+
+function attributes(options: SessionOptions) {
+  return {
+    path: options.path,
+    httpOnly: options.httpOnly,
+    secure: options.secure,
+    sameSite: options.sameSite,
+    partitioned: options.partitioned,
+    ...(options.domain === undefined ? {} : { domain: options.domain }),
+  };
+}

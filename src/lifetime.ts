@@ -1,0 +1,34 @@
+/**
+ * When a session's document expires: `maxAge` of inactivity (rolled forward
+ * by refreshes), never past `absoluteMaxAge` after the session was created.
+ */
+import type { Lifetime } from './backend.ts';
+import type { SessionOptions } from './options.ts';
+
+/** The lifetime a save stores: `maxAge` rounded up to whole seconds (as the cookie's Max-Age is), and `persistent`. */
+export function lifetimeOf(options: SessionOptions): Lifetime {
+  return { maxAge: Math.ceil(options.maxAge), persistent: options.persistent };
+}
+
+/** A lifetime as comparable text, to tell whether a save changes it. */
+export function lifetimeKey(lifetime: Lifetime): string {
+  return `${lifetime.maxAge}:${lifetime.persistent}`;
+}
+
+/**
+ * The expiry a save writes now: `maxAge` from now, capped at `createdAt`
+ * plus `absoluteMaxAgeMs` (when set).
+ */
+export function expiryAt(now: number, lifetime: Lifetime, createdAt: Date, absoluteMaxAgeMs: number | undefined): Date {
+  const rolling = now + lifetime.maxAge * 1000;
+  return new Date(absoluteMaxAgeMs === undefined ? rolling : Math.min(rolling, createdAt.getTime() + absoluteMaxAgeMs));
+}
+
+/**
+ * Whether an unchanged session's expiry is due to move: once it would move
+ * by at least `touchAfterMs`, and at least every half lifetime, so a
+ * short-lived session is still refreshed in time.
+ */
+export function refreshDue(stored: Date, wanted: Date, lifetime: Lifetime, touchAfterMs: number): boolean {
+  return Math.abs(wanted.getTime() - stored.getTime()) >= Math.min(touchAfterMs, (lifetime.maxAge * 1000) / 2);
+}

@@ -1,0 +1,44 @@
+/**
+ * PostgreSQL only: a table created by mongostore 0.1.0 is upgraded in place
+ * by init() (three added columns), and its rows keep working.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { PostgresSessionStore } from '../../src/postgres/index.ts';
+import { onlyCookie, randomKey, requestWith } from '../support/http.ts';
+import { openTestSchema, type TestSchema } from '../support/postgres.ts';
+
+let db: TestSchema;
+beforeAll(async () => {
+  db = await openTestSchema('upgrade');
+});
+afterAll(() => db.close());
+
+it('adds max_age, persistent and replaced to a 0.1.0 table; old rows load with the store defaults', async () => {
+  // The 0.1.0 schema, with one session in it.
+  await db.pool.query(`CREATE TABLE sessions (
+    token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL,
+    "user" TEXT, provider TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now())`);
+  const keyPairs = [{ authentication: randomKey() }];
+  const store = new PostgresSessionStore<{ visits: number }>(db.pool, { keyPairs, table: 'sessions', options: { maxAge: 7200 } });
+  await store.init();
+  const columns = await db.pool.query<{ column_name: string }>(
+    `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'sessions' ORDER BY ordinal_position`,
+    [db.name],
+  );
+  expect(columns.rows.map((row) => row.column_name)).toEqual([
+    'token', 'data', 'expiry', 'user', 'provider', 'created_at', 'updated_at', 'max_age', 'persistent', 'replaced',
+  ]);
+
+  // A row as 0.1.0 wrote it: no lifetime columns.
+  const req = requestWith();
+  const session = await store.get(req, 'sid');
+  session.values.visits = 1;
+  const headers = new Headers();
+  await store.save(req, headers, session);
+  await db.pool.query('UPDATE sessions SET max_age = NULL, persistent = NULL');
+  const loaded = await store.get(requestWith({ sid: onlyCookie(headers).value }), 'sid');
+  expect(loaded).toMatchObject({ isNew: false, values: { visits: 1 } });
+  expect(loaded.options).toMatchObject({ maxAge: 7200, persistent: true });
+  await expect(store.init()).resolves.toBeUndefined(); // idempotent
+});
