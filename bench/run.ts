@@ -9,7 +9,8 @@
  *
  * Environment: BENCH_REQUESTS (per measurement, default 1000),
  * BENCH_SESSIONS (documents for scenarios 4-6, default 100000),
- * BENCH_CONTENDERS (comma-separated subset), MONGODB_URI and PG_URI as for
+ * BENCH_CONTENDERS (comma-separated subset), BENCH_OUT (results folder,
+ * default bench/results), MONGODB_URI and PG_URI as for
  * the tests.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -81,7 +82,7 @@ try {
   const dbRows = await benchDatabase();
   const report = render(httpRows, dbRows);
   console.log(report);
-  const dir = join(import.meta.dirname, 'results');
+  const dir = process.env.BENCH_OUT ?? join(import.meta.dirname, 'results');
   await mkdir(dir, { recursive: true });
   const meta = {
     date: new Date().toISOString(),

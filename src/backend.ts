@@ -31,6 +31,11 @@ export interface StoredSession {
   createdAt: Date;
   /** The session's own lifetime; undefined for records written without one (token stores). */
   lifetime: Lifetime | undefined;
+  /**
+   * Moves on every write of the data (compare-and-set): 1 for a new record,
+   * 0 for one written before versions existed.
+   */
+  version: number;
 }
 
 /**
@@ -60,14 +65,28 @@ export interface LiveChange {
   expiresAt?: Date;
   owner?: Owner;
   lifetime?: Lifetime;
+  /**
+   * Compare-and-set: the write applies only while the record is at this
+   * version, and moves it to the next. Set it whenever `data` is written.
+   */
+  expectedVersion?: number;
 }
 
 /**
- * The result of a write that needs the record live: done, the record was
- * replaced by a parallel regeneration (its id is a tombstone), or it is gone
- * (missing, expired, force-expired).
+ * The result of a write that needs the record live: done; a conflict (the
+ * record is live at another version than expected: another request wrote
+ * it, and `current` is what it holds now, ready to merge into); replaced by
+ * a parallel regeneration (its id is a tombstone); or gone (missing,
+ * expired, force-expired).
  */
-export type LiveWrite = 'done' | 'replaced' | 'gone';
+export type LiveWrite =
+  | { readonly outcome: 'done' }
+  | { readonly outcome: 'conflict'; readonly current: StoredSession }
+  | { readonly outcome: 'replaced' }
+  | { readonly outcome: 'gone' };
+
+/** The result of a write that matched. */
+export const writeDone: LiveWrite = Object.freeze({ outcome: 'done' });
 
 /** How long a replaced id stays recognisable as such, in milliseconds. */
 export const replacedRecordMs = 5 * 60 * 1000;
@@ -97,11 +116,18 @@ export interface SessionBackend {
    * is removed again (or never written). Safe in every interleaving with
    * `delete`, `deleteOwnedBy` and another `replace` of `oldId`: a record that
    * was deleted, expired or already replaced never lives on under a new id.
-   * The record's `createdAt` is the caller's (the old record's). At most
-   * three commands (two when it succeeds).
+   * The old record must be at `expectedVersion` (else a conflict, and
+   * nothing changed). The record's `createdAt` is the caller's (the old
+   * record's). Two commands when it succeeds (one on PostgreSQL).
    */
-  replace(oldId: string, newId: string, record: SessionRecord, signal?: AbortSignal): Promise<LiveWrite>;
-  /** Updates a live record; never creates or revives one. */
+  replace(
+    oldId: string,
+    newId: string,
+    record: SessionRecord,
+    expectedVersion: number,
+    signal?: AbortSignal,
+  ): Promise<LiveWrite>;
+  /** Updates a live record; never creates or revives one. See {@link LiveChange.expectedVersion}. */
   updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite>;
   /** Inserts, or replaces data and expiry whether or not the record was live. */
   upsert(id: string, data: Uint8Array, expiresAt: Date, signal?: AbortSignal): Promise<void>;
@@ -148,6 +174,15 @@ export async function runOperation<T>(
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+/**
+ * Why a guarded write matched nothing, from a fresh read of the record:
+ * gone, replaced, or live at another version (a conflict).
+ */
+export function writeFailure(found: FoundSession): LiveWrite {
+  if (found === undefined) return { outcome: 'gone' };
+  return found.state === 'replaced' ? { outcome: 'replaced' } : { outcome: 'conflict', current: found };
 }
 
 /** Memoizes a one-time setup; a failed attempt is forgotten so the next call retries. */

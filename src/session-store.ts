@@ -4,14 +4,16 @@
  * MongoStore (MongoDB) and PostgresSessionStore (PostgreSQL) are this class
  * over their backends.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseCookies } from 'cookie';
-import type { Lifetime, SessionBackend, SessionRecord } from './backend.ts';
+import { type Lifetime, type LiveWrite, type SessionBackend, writeFailure } from './backend.ts';
 import { isValidInterval, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
 import { SessionOptionsError, SessionStoreError, SessionValuesError } from './errors.ts';
 import type { KeyPair } from './keys.ts';
 import { expiryAt, lifetimeKey, lifetimeOf, refreshDue } from './lifetime.ts';
+import { mergeSessionText } from './merge.ts';
 import { maxMaxAge, resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
 import { checkOwnerArgument, type Owner, ownerOf } from './owner.ts';
 import { Registry, type RequestLike, toRequest } from './registry.ts';
@@ -76,11 +78,24 @@ interface RecordToWrite {
   lifetime: Lifetime;
 }
 
+/** A record a save wrote: the record's version now, and whether it is a merge (not the session's own values). */
+interface Written {
+  record: RecordToWrite;
+  version: number;
+  merged: boolean;
+}
+
 const defaultTouchAfterSeconds = 3600;
 const defaultMaxValuesBytes = 1024 * 1024;
 const defaultUnsealCacheSize = 10_000;
 const defaultTimeoutMs = 10_000;
 const maxLogoutPasses = 5;
+/**
+ * Compare-and-set attempts of one save before it gives up (each after a
+ * merge and a short random pause, so that many parallel writers of one
+ * session spread out).
+ */
+const maxMergeAttempts = 32;
 /** Load errors whose cookie leads nowhere and should be cleared (not `replaced`). */
 const deadCookieErrors = new Set(['malformed', 'oversized', 'tampered', 'unknown-key', 'expired', 'wrong-name', 'not-found', 'unreadable']);
 const utf8 = new TextEncoder();
@@ -338,6 +353,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     state.createdAt = found.createdAt;
     state.storedLifetime = found.lifetime === undefined ? undefined : lifetimeKey(found.lifetime);
     state.sealedWithCurrentKey = unsealed.sealedWithCurrentKey;
+    state.version = found.version;
     return session;
   }
 
@@ -359,19 +375,25 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     const id = newSessionId();
     const now = Date.now();
     const createdAt = state.createdAt ?? new Date(now);
-    const row: SessionRecord = { ...record, createdAt, expiresAt: expiryAt(now, record.lifetime, createdAt, this.#absoluteMaxAgeMs) };
-    if (!(row.expiresAt.getTime() > now)) return this.#expireNow(target, session);
-    const cookie = await this.#sealedCookie(session, id, row.expiresAt);
+    const expiresAt = expiryAt(now, record.lifetime, createdAt, this.#absoluteMaxAgeMs);
+    if (!(expiresAt.getTime() > now)) return this.#expireNow(target, session);
+    const cookie = await this.#sealedCookie(session, id, expiresAt);
+    let written: Written = { record, version: 1, merged: false };
     if (!state.regenerating) {
-      await this.#withTimeout('insert', (signal) => this.#sessions.insert(id, row, signal));
+      await this.#withTimeout('insert', (signal) => this.#sessions.insert(id, { ...record, createdAt, expiresAt }, signal));
     } else {
-      const replaced = await this.#withTimeout('replace', (signal) => this.#sessions.replace(session.id, id, row, signal));
-      if (replaced !== 'done') return this.#end(target, session, replaced === 'replaced' ? 'superseded' : 'expired');
+      const replaced = await this.#writeMerging(session, record, (attempt, version) =>
+        this.#withTimeout('replace', (signal) =>
+          this.#sessions.replace(session.id, id, { ...attempt, createdAt, expiresAt }, version, signal),
+        ),
+      );
+      if (replaced.write.outcome !== 'done') return this.#end(target, session, endingOf(replaced.write));
+      written = replaced.written;
     }
     session.id = id;
     state.regenerating = false;
     state.createdAt = createdAt;
-    this.#stored(session, record, row.expiresAt);
+    this.#stored(session, { ...written, version: 1 }, expiresAt);
     this.#send(target, session, cookie);
     return 'created';
   }
@@ -390,21 +412,84 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     const cookie =
       refresh || !state.sealedWithCurrentKey ? await this.#sealedCookie(session, session.id, expiresAt) : undefined;
     if (changed || refresh) {
-      const write = await this.#withTimeout('update', (signal) =>
-        this.#sessions.updateLive(
-          session.id,
-          {
-            ...(changed ? { data: record.data, owner: record.owner } : {}),
-            ...(refresh ? { expiresAt, lifetime: record.lifetime } : {}),
-          },
-          signal,
-        ),
-      );
-      if (write !== 'done') return this.#end(target, session, write === 'replaced' ? 'superseded' : 'expired');
-      this.#stored(session, record, expiresAt);
+      const refreshing = refresh ? { expiresAt, lifetime: record.lifetime } : {};
+      // A data write is compare-and-set (merged on a conflict); an expiry refresh alone is not.
+      const result = changed
+        ? await this.#writeMerging(session, record, (attempt, version) =>
+            this.#withTimeout('update', (signal) =>
+              this.#sessions.updateLive(
+                session.id,
+                { data: attempt.data, owner: attempt.owner, expectedVersion: version, ...refreshing },
+                signal,
+              ),
+            ),
+          )
+        : {
+            write: await this.#withTimeout('update', (signal) => this.#sessions.updateLive(session.id, refreshing, signal)),
+            written: { record, version: state.version, merged: false },
+          };
+      if (result.write.outcome !== 'done') return this.#end(target, session, endingOf(result.write));
+      this.#stored(session, result.written, expiresAt);
     }
     if (cookie !== undefined) this.#send(target, session, cookie);
     return changed || refresh ? 'updated' : 'unchanged';
+  }
+
+  /**
+   * Runs a compare-and-set write of this request's changes. On a conflict
+   * (another request wrote the session since it was loaded) it re-reads the
+   * stored session, merges this request's changes into it (see merge.ts),
+   * and tries again, at most {@link maxMergeAttempts} times. The merge is
+   * always of the changes against the values as loaded, so a retry never
+   * counts a change twice.
+   * @returns the last write's result and, when it was done, what it wrote.
+   * @throws SessionStoreError when the session kept changing through every attempt.
+   */
+  async #writeMerging(
+    session: Session<V>,
+    record: RecordToWrite,
+    write: (record: RecordToWrite, expectedVersion: number) => Promise<LiveWrite>,
+  ): Promise<{ write: LiveWrite; written: Written }> {
+    const state = session[sessionState];
+    let attempt = record;
+    let version = state.version;
+    for (let tries = 1; ; tries++) {
+      const result = await write(attempt, version);
+      if (result.outcome !== 'conflict') {
+        return { write: result, written: { record: attempt, version: version + 1, merged: attempt !== record } };
+      }
+      if (tries >= maxMergeAttempts) {
+        throw new SessionStoreError(`save: the session changed under ${tries} parallel writes in a row; nothing of this request was written`, {
+          cause: undefined,
+        });
+      }
+      let current = result.current;
+      if (tries > 1) {
+        // Many writers of one session: a random pause, growing with each
+        // miss, spreads them out; what was read before it is stale by then.
+        await sleep(Math.random() * Math.min(250, 2 ** (tries + 1)));
+        const found = await this.#withTimeout('find', (signal) => this.#sessions.find(session.id, signal));
+        if (found?.state !== 'live') return { write: writeFailure(found), written: { record: attempt, version, merged: false } };
+        current = found;
+      }
+      const text = mergeSessionText({
+        base: state.storedValues ?? '{}',
+        ours: record.text,
+        theirs: fromUtf8.decode(current.data),
+        readFlashKeys: state.readFlashKeys,
+      });
+      attempt = this.#recordFromText(text, record.lifetime);
+      version = current.version;
+    }
+  }
+
+  /** A merged text as a record, checked like any values: size and owner rule. */
+  #recordFromText(text: string, lifetime: Lifetime): RecordToWrite {
+    const data = utf8.encode(text);
+    if (data.byteLength > this.#maxValuesBytes) {
+      throw new SessionValuesError(`merged session values take ${data.byteLength} bytes, more than maxValuesBytes (${this.#maxValuesBytes})`);
+    }
+    return { text, data, owner: ownerOf(decodeSession(text).values), lifetime };
   }
 
   /** A new session that is still empty is not stored; a dead cookie the request carried is cleared. */
@@ -440,12 +525,23 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     return outcome;
   }
 
-  /** Records what was written. The browser's cookie is stale until {@link #send} delivers the new one. */
-  #stored(session: Session<V>, record: RecordToWrite, expiresAt: Date): void {
+  /**
+   * Records what was written; after a merge, the session's values and
+   * flashes become the merged ones. The browser's cookie is stale until
+   * {@link #send} delivers the new one.
+   */
+  #stored(session: Session<V>, { record, version, merged }: Written, expiresAt: Date): void {
     const state = session[sessionState];
+    if (merged) {
+      const decoded = decodeSession(record.text);
+      session.values = decoded.values as Partial<V>;
+      state.flashes = decoded.flashes;
+    }
     state.storedValues = record.text;
     state.storedLifetime = lifetimeKey(record.lifetime);
     state.expiresAt = expiresAt;
+    state.version = version;
+    state.readFlashKeys = new Set();
     state.sealedWithCurrentKey = false;
   }
 
@@ -486,6 +582,11 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       throw error;
     }
   }
+}
+
+/** How a save ends when its write found the session replaced or gone. */
+function endingOf(write: LiveWrite): SaveOutcome {
+  return write.outcome === 'replaced' ? 'superseded' : 'expired';
 }
 
 /** Marks a fresh session with why the cookie gave no session. */

@@ -62,6 +62,10 @@ export interface SessionState {
   ended: SaveOutcome | undefined;
   /** Pending flash messages, stored with the values but outside them. */
   flashes: Flashes;
+  /** Flash keys read (and so removed) since the session was loaded or last written: what a merge removes. */
+  readFlashKeys: Set<string>;
+  /** The record's version as last read or written (compare-and-set). */
+  version: number;
   /** A fresh Session `new` gave after this one was destroyed; `saveAll` saves it next. */
   successor: object | undefined;
 }
@@ -113,6 +117,8 @@ export class Session<V extends Storable<V> = SessionValues> {
     deadCookie: false,
     ended: undefined,
     flashes: {},
+    readFlashKeys: new Set(),
+    version: 0,
     successor: undefined,
   };
 
@@ -138,10 +144,11 @@ export class Session<V extends Storable<V> = SessionValues> {
    * them; the removal is stored by the next save. An empty array when none.
    */
   flashes<T = unknown>(key = '_flash'): T[] {
-    const flashes = this[sessionState].flashes;
-    const pending = flashes[key];
+    const state = this[sessionState];
+    const pending = state.flashes[key];
     if (pending === undefined) return [];
-    delete flashes[key];
+    delete state.flashes[key];
+    state.readFlashKeys.add(key);
     return pending as T[];
   }
 

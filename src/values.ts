@@ -46,7 +46,12 @@ export type Flashes = Record<string, unknown[]>;
  * values. Every key a caller writes that starts with `$` is stored with one
  * more `$`, so no value key can ever be read back as this one.
  */
-const flashesKey = '$flashes';
+export const flashesKey = '$flashes';
+
+/** How a caller's object key is stored: one more `$` in front of a key that starts with `$`. */
+export function storedKey(key: string): string {
+  return key.startsWith('$') ? `$${key}` : key;
+}
 
 const dateTag = '$date';
 
@@ -155,7 +160,7 @@ function toTagged(value: unknown, path: string, walk: Walk): unknown {
     for (const [key, item] of Object.entries(value)) {
       if (item === undefined) continue;
       spend(walk, key.length + 3);
-      define(out, key.startsWith('$') ? `$${key}` : key, toTagged(item, `${path}.${key}`, walk));
+      define(out, storedKey(key), toTagged(item, `${path}.${key}`, walk));
     }
     return out;
   } finally {

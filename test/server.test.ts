@@ -176,4 +176,24 @@ describe('the server the tests run against', () => {
       expect(await ttl).toBe('ttl');
     }
   });
+
+  it('a conditional update is atomic on MongoDB (one of many racing writers matches); FerretDB 1.24 lets several match', async () => {
+    // The store's compare-and-set (a version in the filter) relies on MongoDB's
+    // single-document atomicity. FerretDB 1.24 (SQLite) reads, filters and
+    // writes in separate steps, so racing writers can all match one version:
+    // its parallel-write tests run the saves in turn (test/support/backends.ts).
+    const versioned = t.db.collection<{ _id: string; version: number; writer?: number }>(docs.collectionName);
+    let mostWinners = 0;
+    for (let round = 0; round < 20 && mostWinners < 2; round++) {
+      await versioned.deleteMany({});
+      await versioned.insertOne({ _id: 'cas', version: 1 });
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, writer) => versioned.updateOne({ _id: 'cas', version: 1 }, { $set: { version: 2, writer } })),
+      );
+      mostWinners = Math.max(mostWinners, results.filter((result) => result.matchedCount === 1).length);
+    }
+    if (await isFerretDB(t.db)) expect(mostWinners).toBeGreaterThan(1);
+    else expect(mostWinners).toBe(1);
+  });
 });
+

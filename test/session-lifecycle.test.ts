@@ -23,7 +23,7 @@ type Values = Record<string, unknown>;
 const cookieName = 'sid';
 const users = ['alice', 'bob'] as const;
 const provider = 'password';
-const clientCount = 3;
+const clientCount = 2;
 const slotCount = 2;
 
 /** One session as the model sees it: live, replaced by a regeneration (its id a short-lived tombstone), or dead. */
@@ -141,13 +141,18 @@ async function finish(model: Model, real: Real, slot: number, action: Action): P
   const cookie = sent[0]?.value;
 
   if (expected.outcome === 'created') {
-    const created: ModelSession = { values, state: 'live', realId: session.id };
+    // A regeneration carries over what parallel requests stored since this one loaded.
+    const merged = pending.session === undefined ? values : mergeModel(pending.values, values, pending.session.values);
+    const created: ModelSession = { values: merged, state: 'live', realId: session.id };
     if (pending.session !== undefined) pending.session.state = 'replaced';
     model.sessions.push(created);
     Object.assign(client, { cookie, session: created, keyGeneration: model.keys[0] });
     return;
   }
-  if (expected.outcome === 'updated') (pending.session as ModelSession).values = values;
+  if (expected.outcome === 'updated') {
+    const target = pending.session as ModelSession;
+    target.values = mergeModel(pending.values, values, target.values);
+  }
   if (expected.outcome === 'deleted' || expected.outcome === 'expired') {
     if (pending.session !== undefined) pending.session.state = 'dead';
   }
@@ -158,6 +163,19 @@ async function finish(model: Model, real: Real, slot: number, action: Action): P
     // A re-seal under the current pair of the id the request loaded.
     Object.assign(client, { cookie, session: pending.session, keyGeneration: model.keys[0] });
   }
+}
+
+/**
+ * The merge rule: per top-level key, a key this request changed (or removed)
+ * since it loaded `base` takes its value; every other key the stored one.
+ */
+function mergeModel(base: Values, ours: Values, theirs: Values): Values {
+  const merged: Values = {};
+  for (const key of new Set([...Object.keys(theirs), ...Object.keys(ours), ...Object.keys(base)])) {
+    const source = JSON.stringify(ours[key]) !== JSON.stringify(base[key]) ? ours : theirs;
+    if (Object.hasOwn(source, key)) merged[key] = source[key];
+  }
+  return merged;
 }
 
 /** What a save resolves and which cookie it sends, by the model. */
@@ -380,6 +398,52 @@ class RaceSignInWithLogout extends LifecycleCommand {
   }
 }
 
+/**
+ * Two requests of one browser load its session, each changes one key, and
+ * both save at once (in turn on FerretDB, whose conditional updates are not
+ * atomic: see test/server.test.ts). Both changes survive; for the same key,
+ * one of the two values does.
+ */
+class ConcurrentChanges extends LifecycleCommand {
+  constructor(
+    readonly client: number,
+    readonly first: { key: string; value: number },
+    readonly second: { key: string; value: number },
+  ) {
+    super();
+  }
+  override check(model: Readonly<Model>): boolean {
+    return model.pending[slotCount] === undefined;
+  }
+  async apply(model: Model, real: Real): Promise<void> {
+    const client = model.clients[this.client] as ModelClient;
+    const target = reachable(model, client);
+    if (target === undefined || client.cookie === undefined) return;
+    const requests = [requestWith({ [cookieName]: client.cookie }), requestWith({ [cookieName]: client.cookie })];
+    const sessions = await Promise.all(requests.map((req) => real.store.get(req, cookieName)));
+    const changes = [this.first, this.second];
+    const base = structuredClone(target.values);
+    const outcomes = await real.backend.saveConcurrently(
+      sessions.map((session, i) => () => {
+        const { key, value } = changes[i] as { key: string; value: number };
+        session.values[key] = value;
+        return real.store.save(requests[i] as Request, new Headers(), session);
+      }),
+    );
+    changes.forEach(({ key, value }, i) => expect(outcomes[i]).toBe(base[key] === value ? 'unchanged' : 'updated'));
+    const stored = (await real.store.get(requestWith({ [cookieName]: client.cookie }), cookieName)).values;
+    const values = { ...base, [this.first.key]: this.first.value, [this.second.key]: this.second.value };
+    if (this.first.key === this.second.key) {
+      expect([this.first.value, this.second.value]).toContain(stored[this.first.key]);
+      values[this.first.key] = stored[this.first.key];
+    }
+    target.values = values;
+  }
+  toString(): string {
+    return `concurrentChanges(client ${this.client}, ${this.first.key}=${this.first.value} | ${this.second.key}=${this.second.value})`;
+  }
+}
+
 function describeAction(action: Action): string {
   switch (action.kind) {
     case 'change':
@@ -394,8 +458,9 @@ function describeAction(action: Action): string {
 const client = fc.integer({ min: 0, max: clientCount - 1 });
 const slot = fc.integer({ min: 0, max: slotCount - 1 });
 const user = fc.constantFrom(...users);
+const change = fc.record({ key: fc.constantFrom('visits', 'theme', 'cart'), value: fc.integer({ min: 0, max: 3 }) });
 const action: fc.Arbitrary<Action> = fc.oneof(
-  fc.record({ kind: fc.constant('change' as const), key: fc.constantFrom('visits', 'theme'), value: fc.integer({ min: 0, max: 3 }) }),
+  change.map(({ key, value }) => ({ kind: 'change' as const, key, value })),
   fc.constant({ kind: 'keep' as const }),
   user.map((name) => ({ kind: 'sign-in' as const, user: name })),
   fc.constant({ kind: 'sign-out' as const }),
@@ -410,6 +475,7 @@ const commands = fc.commands(
     fc.constant(new AddKey()),
     fc.constant(new DropOldestKey()),
     fc.tuple(client, user).map(([c, u]) => new RaceSignInWithLogout(c, u)),
+    fc.tuple(client, change, change).map(([c, a, b]) => new ConcurrentChanges(c, a, b)),
   ],
   { maxCommands: 30, size: 'max' },
 );

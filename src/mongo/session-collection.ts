@@ -14,6 +14,8 @@
 import { Binary, type Collection, type Db, MongoServerError } from 'mongodb';
 import {
   errorMessage,
+  writeDone,
+  writeFailure,
   type FoundSession,
   type LiveChange,
   type LiveWrite,
@@ -43,10 +45,17 @@ export interface SessionDocument {
   persistent?: boolean;
   /** Set when regeneration moved the session to a new id. */
   replaced?: true;
+  /** Moves on every data write (compare-and-set); absent on documents of 0.1.0 (version 0). */
+  version?: number;
 }
 
 /** Matches documents a write may change: live and not replaced. */
 const notReplaced = { replaced: { $exists: false } } as const;
+
+/** Matches a document at `version`; version 0 is a document written before versions existed. */
+function atVersion(version: number) {
+  return { version: version === 0 ? { $exists: false } : version };
+}
 
 /** How the layer is set up; fixed for the life of a store. */
 export interface SessionCollectionOptions {
@@ -90,7 +99,7 @@ export class SessionCollection implements SessionBackend {
     const doc = await this.#run('find', signal, () =>
       this.#collection.findOne(
         { _id: this.#key(id) },
-        { projection: { data: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1 } },
+        { projection: { data: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1, version: 1 } },
       ),
     );
     if (doc === null || !(doc.expiresAt.getTime() > Date.now())) return undefined;
@@ -102,6 +111,7 @@ export class SessionCollection implements SessionBackend {
       createdAt: doc.createdAt,
       lifetime:
         typeof doc.maxAge === 'number' ? { maxAge: doc.maxAge, persistent: doc.persistent !== false } : undefined,
+      version: doc.version ?? 0,
     };
   }
 
@@ -125,6 +135,7 @@ export class SessionCollection implements SessionBackend {
       updatedAt: new Date(),
       maxAge: record.lifetime.maxAge,
       persistent: record.lifetime.persistent,
+      version: 1,
     };
     if (record.owner.user !== undefined) doc.user = record.owner.user;
     if (record.owner.provider !== undefined) doc.provider = record.owner.provider;
@@ -139,7 +150,13 @@ export class SessionCollection implements SessionBackend {
    * already replaced) when this ran stays live under the new id. Two
    * commands when it succeeds; two more (delete, read) when it does not.
    */
-  async replace(oldId: string, newId: string, record: SessionRecord, signal?: AbortSignal): Promise<LiveWrite> {
+  async replace(
+    oldId: string,
+    newId: string,
+    record: SessionRecord,
+    expectedVersion: number,
+    signal?: AbortSignal,
+  ): Promise<LiveWrite> {
     await this.insert(newId, record, signal);
     const now = new Date();
     let matched: number;
@@ -147,10 +164,10 @@ export class SessionCollection implements SessionBackend {
       matched = (
         await this.#run('replace', signal, () =>
           this.#collection.updateOne(
-            { _id: this.#key(oldId), expiresAt: { $gt: now }, ...notReplaced },
+            { _id: this.#key(oldId), expiresAt: { $gt: now }, ...notReplaced, ...atVersion(expectedVersion) },
             {
               $set: { replaced: true, expiresAt: new Date(now.getTime() + replacedRecordMs), updatedAt: now },
-              $unset: { data: '', user: '', provider: '', maxAge: '', persistent: '' },
+              $unset: { data: '', user: '', provider: '', maxAge: '', persistent: '', version: '' },
             },
           ),
         )
@@ -160,7 +177,7 @@ export class SessionCollection implements SessionBackend {
       await this.delete(newId).catch(() => {});
       throw error;
     }
-    if (matched === 1) return 'done';
+    if (matched === 1) return writeDone;
     await this.delete(newId, signal);
     return this.#whyNotLive(oldId, signal);
   }
@@ -180,6 +197,7 @@ export class SessionCollection implements SessionBackend {
       set.maxAge = change.lifetime.maxAge;
       set.persistent = change.lifetime.persistent;
     }
+    if (change.expectedVersion !== undefined) set.version = change.expectedVersion + 1;
     if (change.owner !== undefined) {
       for (const field of ['user', 'provider'] as const) {
         const value = change.owner[field];
@@ -189,11 +207,16 @@ export class SessionCollection implements SessionBackend {
     }
     const result = await this.#run('update', signal, () =>
       this.#collection.updateOne(
-        { _id: this.#key(id), expiresAt: { $gt: now }, ...notReplaced },
+        {
+          _id: this.#key(id),
+          expiresAt: { $gt: now },
+          ...notReplaced,
+          ...(change.expectedVersion === undefined ? {} : atVersion(change.expectedVersion)),
+        },
         Object.keys(unset).length > 0 ? { $set: set, $unset: unset } : { $set: set },
       ),
     );
-    return result.matchedCount === 1 ? 'done' : this.#whyNotLive(id, signal);
+    return result.matchedCount === 1 ? writeDone : this.#whyNotLive(id, signal);
   }
 
   /**
@@ -250,9 +273,9 @@ export class SessionCollection implements SessionBackend {
     return storageKey(id, this.#options.hashIds);
   }
 
-  /** After a guarded write matched nothing: was the document replaced, or is it gone? */
+  /** After a guarded write matched nothing: another version, replaced, or gone? */
   async #whyNotLive(id: string, signal: AbortSignal | undefined): Promise<LiveWrite> {
-    return (await this.find(id, signal))?.state === 'replaced' ? 'replaced' : 'gone';
+    return writeFailure(await this.find(id, signal));
   }
 
   async #createIndexes(): Promise<void> {

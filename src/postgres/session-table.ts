@@ -4,14 +4,15 @@
  *
  *   token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL,
  *   "user" TEXT, provider TEXT, created_at, updated_at,
- *   max_age INTEGER, persistent BOOLEAN, replaced BOOLEAN NOT NULL DEFAULT false
+ *   max_age INTEGER, persistent BOOLEAN, replaced BOOLEAN NOT NULL DEFAULT false,
+ *   version INTEGER NOT NULL DEFAULT 0
  *   indexes: (expiry), ("user", provider)
  *
  * Every read filters `expiry > now()`; updates of live sessions carry the
  * same filter and skip replaced rows (a regenerated session's old token,
  * kept briefly with no data and no owner). All values are bound parameters;
  * the table name is checked as an identifier and quoted. Tables created by
- * 0.1.0 gain the three new columns on the first `init()` (or first query):
+ * 0.1.0 gain the four new columns on the first `init()` (or first query):
  * `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, no data rewrite.
  */
 import type { Pool } from 'pg';
@@ -26,6 +27,8 @@ import {
   type SessionBackend,
   type SessionRecord,
   storageKey,
+  writeDone,
+  writeFailure,
 } from '../backend.ts';
 import { SessionOptionsError } from '../errors.ts';
 
@@ -66,10 +69,11 @@ export class SessionTable implements SessionBackend {
       max_age: number | null;
       persistent: boolean | null;
       replaced: boolean;
+      version: number;
     }>(
       'find',
       signal,
-      `SELECT data, expiry, created_at, max_age, persistent, replaced FROM ${this.#table} WHERE token = $1 AND expiry > now()`,
+      `SELECT data, expiry, created_at, max_age, persistent, replaced, version FROM ${this.#table} WHERE token = $1 AND expiry > now()`,
       [this.#key(id)],
     );
     const row = result.rows[0];
@@ -81,6 +85,7 @@ export class SessionTable implements SessionBackend {
       expiresAt: row.expiry,
       createdAt: row.created_at,
       lifetime: row.max_age === null ? undefined : { maxAge: row.max_age, persistent: row.persistent !== false },
+      version: row.version,
     };
   }
 
@@ -98,8 +103,8 @@ export class SessionTable implements SessionBackend {
     await this.#query(
       'insert',
       signal,
-      `INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      `INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, version)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)`,
       [this.#key(id), ...this.#recordValues(record)],
     );
   }
@@ -109,7 +114,13 @@ export class SessionTable implements SessionBackend {
    * while live, and the new row is inserted only from what that update
    * returned, atomically. A second (a read) when it did not, to say why.
    */
-  async replace(oldId: string, newId: string, record: SessionRecord, signal?: AbortSignal): Promise<LiveWrite> {
+  async replace(
+    oldId: string,
+    newId: string,
+    record: SessionRecord,
+    expectedVersion: number,
+    signal?: AbortSignal,
+  ): Promise<LiveWrite> {
     const result = await this.#query(
       'replace',
       signal,
@@ -117,13 +128,13 @@ export class SessionTable implements SessionBackend {
          UPDATE ${this.#table}
          SET replaced = true, data = '\\x', "user" = NULL, provider = NULL, max_age = NULL, persistent = NULL,
              expiry = now() + $9::integer * interval '1 millisecond', updated_at = now()
-         WHERE token = $10 AND expiry > now() AND NOT replaced
+         WHERE token = $10 AND expiry > now() AND NOT replaced AND version = $11
          RETURNING token)
-       INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8 FROM old`,
-      [this.#key(newId), ...this.#recordValues(record), replacedRecordMs, this.#key(oldId)],
+       INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, version)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, 1 FROM old`,
+      [this.#key(newId), ...this.#recordValues(record), replacedRecordMs, this.#key(oldId), expectedVersion],
     );
-    return result.rowCount === 1 ? 'done' : this.#whyNotLive(oldId, signal);
+    return result.rowCount === 1 ? writeDone : this.#whyNotLive(oldId, signal);
   }
 
   async updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite> {
@@ -143,13 +154,19 @@ export class SessionTable implements SessionBackend {
       bind('"user"', change.owner.user ?? null);
       bind('provider', change.owner.provider ?? null);
     }
+    let guard = '';
+    if (change.expectedVersion !== undefined) {
+      set.push('version = version + 1');
+      values.push(change.expectedVersion);
+      guard = ` AND version = $${values.length}`;
+    }
     const result = await this.#query(
       'update',
       signal,
-      `UPDATE ${this.#table} SET ${set.join(', ')} WHERE token = $1 AND expiry > now() AND NOT replaced`,
+      `UPDATE ${this.#table} SET ${set.join(', ')} WHERE token = $1 AND expiry > now() AND NOT replaced${guard}`,
       values,
     );
-    return result.rowCount === 1 ? 'done' : this.#whyNotLive(id, signal);
+    return result.rowCount === 1 ? writeDone : this.#whyNotLive(id, signal);
   }
 
   async upsert(id: string, data: Uint8Array, expiresAt: Date, signal?: AbortSignal): Promise<void> {
@@ -209,9 +226,9 @@ export class SessionTable implements SessionBackend {
     ];
   }
 
-  /** After a guarded write matched nothing: was the row replaced, or is it gone? */
+  /** After a guarded write matched nothing: another version, replaced, or gone? */
   async #whyNotLive(id: string, signal: AbortSignal | undefined): Promise<LiveWrite> {
-    return (await this.find(id, signal))?.state === 'replaced' ? 'replaced' : 'gone';
+    return writeFailure(await this.find(id, signal));
   }
 
   #query<Row extends object = object>(operation: string, signal: AbortSignal | undefined, text: string, values: unknown[]) {
@@ -232,7 +249,8 @@ export class SessionTable implements SessionBackend {
       `ALTER TABLE ${this.#table}
          ADD COLUMN IF NOT EXISTS max_age INTEGER,
          ADD COLUMN IF NOT EXISTS persistent BOOLEAN,
-         ADD COLUMN IF NOT EXISTS replaced BOOLEAN NOT NULL DEFAULT false`,
+         ADD COLUMN IF NOT EXISTS replaced BOOLEAN NOT NULL DEFAULT false,
+         ADD COLUMN IF NOT EXISTS version INTEGER NOT NULL DEFAULT 0`,
       `CREATE INDEX IF NOT EXISTS "${this.#name}_expiry_idx" ON ${this.#table} (expiry)`,
     ];
     if (this.#options.indexOwners) {

@@ -79,6 +79,7 @@ describe('the MongoDB backend', () => {
       'maxAge',
       'persistent',
       'updatedAt',
+      'version',
     ]);
   });
 });

@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => db.close());
 
-it('adds max_age, persistent and replaced to a 0.1.0 table; old rows load with the store defaults', async () => {
+it('adds max_age, persistent, replaced and version to a 0.1.0 table; old rows load with the store defaults', async () => {
   // The 0.1.0 schema, with one session in it.
   await db.pool.query(`CREATE TABLE sessions (
     token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL,
@@ -27,7 +27,7 @@ it('adds max_age, persistent and replaced to a 0.1.0 table; old rows load with t
     [db.name],
   );
   expect(columns.rows.map((row) => row.column_name)).toEqual([
-    'token', 'data', 'expiry', 'user', 'provider', 'created_at', 'updated_at', 'max_age', 'persistent', 'replaced',
+    'token', 'data', 'expiry', 'user', 'provider', 'created_at', 'updated_at', 'max_age', 'persistent', 'replaced', 'version',
   ]);
 
   // A row as 0.1.0 wrote it: no lifetime columns.

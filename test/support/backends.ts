@@ -15,6 +15,7 @@ import type { SessionStore } from '../../src/session-store.ts';
 import type { TokenStore } from '../../src/token-store.ts';
 import type { Storable } from '../../src/values.ts';
 import { CommandLog, recordQueries } from './commands.ts';
+import { isFerretDB } from './database.ts';
 
 export type CommandKind = 'read' | 'insert' | 'update' | 'delete' | 'schema' | 'other';
 
@@ -51,6 +52,18 @@ export interface Backend {
   unreachable(): { sessions(config: SessionStoreConfig): SessionStore; tokens(config: TokenStoreConfig): TokenStore; close(): Promise<void> };
   /** Runs `action` and returns the kinds of the commands it sent. */
   during(action: () => Promise<unknown>): Promise<CommandKind[]>;
+  /**
+   * Runs the saves at once where the server makes a conditional update
+   * atomic (MongoDB, PostgreSQL), in turn on FerretDB 1.24, whose racing
+   * conditional updates can all match (pinned in test/server.test.ts).
+   */
+  saveConcurrently<T>(saves: (() => Promise<T>)[]): Promise<T[]>;
+}
+
+async function inTurn<T>(saves: (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[] = [];
+  for (const save of saves) results.push(await save());
+  return results;
 }
 
 const freshName = (prefix: string) => `${prefix}_${randomBytes(5).toString('hex')}`;
@@ -118,6 +131,7 @@ export function mongoBackend(): Backend {
       };
     },
     during: async (action) => (await log.during(action)).map((name) => kinds[name] ?? 'other'),
+    saveConcurrently: async (saves) => ((await isFerretDB(db)) ? inTurn(saves) : Promise.all(saves.map((save) => save()))),
   };
 }
 
@@ -195,6 +209,7 @@ export function postgresBackend(): Backend {
       };
     },
     during: async (action) => (await log.during(action)).map((word) => kinds[word] ?? 'other'),
+    saveConcurrently: (saves) => Promise.all(saves.map((save) => save())),
   };
 }
 
