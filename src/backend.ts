@@ -31,6 +31,8 @@ export interface StoredSession {
   createdAt: Date;
   /** The session's own lifetime; undefined for records written without one (token stores). */
   lifetime: Lifetime | undefined;
+  /** The session's handle; '' for a record written before handles existed (it gets one on its next write). */
+  handle: string;
   /**
    * Moves on every write of the data (compare-and-set): 1 for a new record,
    * 0 for one written before versions existed.
@@ -56,7 +58,28 @@ export interface SessionRecord {
   expiresAt: Date;
   owner: Owner;
   createdAt: Date;
-  lifetime: Lifetime;
+  /** The session's own lifetime; undefined: the store's default (which then may change). */
+  lifetime: Lifetime | undefined;
+  /** What identifies the session on a devices page (see devices.ts). */
+  device: DeviceFields;
+}
+
+/** A session's public handle and what was recorded about its browser. */
+export interface DeviceFields {
+  /** Random, public, not a credential; new with every id. */
+  handle: string;
+  /** The User-Agent the session was created with (bounded length). */
+  userAgent: string | undefined;
+  /** What the store's `describeDevice` hook returned, as JSON text (bounded). */
+  details: string | undefined;
+}
+
+/** One live session of an owner as a devices page lists it: never its id or values. */
+export interface DeviceRecord extends DeviceFields {
+  createdAt: Date;
+  /** The last write: a changed save or an expiry refresh (reads never move it). */
+  lastSeenAt: Date;
+  expiresAt: Date;
 }
 
 /** What `updateLive` changes; fields left out keep their value. */
@@ -64,7 +87,10 @@ export interface LiveChange {
   data?: Uint8Array;
   expiresAt?: Date;
   owner?: Owner;
-  lifetime?: Lifetime;
+  /** The session's own lifetime; null: back to the store's default. */
+  lifetime?: Lifetime | null;
+  /** Gives a record written before handles existed its handle. */
+  handle?: string;
   /**
    * Compare-and-set: the write applies only while the record is at this
    * version, and moves it to the next. Set it whenever `data` is written.
@@ -89,7 +115,7 @@ export type LiveWrite =
 export const writeDone: LiveWrite = Object.freeze({ outcome: 'done' });
 
 /** How long a replaced id stays recognisable as such, in milliseconds. */
-export const replacedRecordMs = 5 * 60 * 1000;
+export const replacedRecordMs = 60 * 1000;
 
 /**
  * Session records keyed by id, with data, an expiry and an optional owner.
@@ -135,6 +161,13 @@ export interface SessionBackend {
   delete(id: string, signal?: AbortSignal): Promise<void>;
   /** Deletes every live record of an owner. @returns how many. */
   deleteOwnedBy(user: string, provider: string): Promise<number>;
+  /** The owner's live records, newest first, without ids or data; served by the owner index. */
+  listOwnedBy(user: string, provider: string): Promise<DeviceRecord[]>;
+  /**
+   * Deletes the owner's live records with this handle (`except: false`) or
+   * all but it (`except: true`); one command. @returns how many.
+   */
+  deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number>;
   /** Counts live records (not replaced ones). */
   countLive(): Promise<number>;
   /** Deletes expired records (replaced ones included, once their short life is over). @returns how many. */

@@ -7,7 +7,8 @@
  * `await store.get(c.req, 'sid')` and `await store.save(c.req, c, session)`.
  */
 import type { Context, MiddlewareHandler } from 'hono';
-import { validateCookie } from './options.ts';
+import { SessionOptionsError } from './errors.ts';
+import { checkKnownKeys, validateCookie } from './options.ts';
 import type { SessionStore } from './session-store.ts';
 import type { Session } from './session.ts';
 import type { SessionValues, Storable } from './values.ts';
@@ -49,24 +50,31 @@ export interface SessionMiddlewareOptions<K extends string = 'session'> {
  * half-done change is never stored. A failing load or save (e.g.
  * SessionStoreError) propagates to Hono's error handling.
  *
- * @throws SessionOptionsError at once, when mounting, for a cookie name
- * browsers reject or one whose prefix the store's options break (`__Host-`
- * needs `secure`, path `/` and no domain).
+ * @throws SessionOptionsError at once, when mounting, for an unknown option,
+ * an empty `contextKey`, a cookie name browsers reject or one whose prefix
+ * the store's options break (`__Host-` needs `secure`, path `/` and no domain).
  */
 export function sessions<V extends Storable<V> = SessionValues, K extends string = 'session'>(
   store: SessionStore<V>,
   options: SessionMiddlewareOptions<K>,
 ): MiddlewareHandler<SessionEnv<V, K>> {
+  checkKnownKeys(options, ['name', 'contextKey'], 'sessions()');
   validateCookie(options.name, store.options);
   const key = (options.contextKey ?? 'session') as K;
+  if (typeof key !== 'string' || key === '') throw new SessionOptionsError('sessions(): contextKey must be a non-empty string');
   return async (c, next) => {
     const session = await store.get(c.req, options.name);
     (c.set as (key: K, value: Session<V>) => void)(key, session);
     await next();
     if (c.error !== undefined) return;
     const headers = new Headers();
-    await store.saveAll(c.req, headers);
-    appendCookies(c, headers.getSetCookie());
+    try {
+      await store.saveAll(c.req, headers);
+    } finally {
+      // Even when a later save fails: the cookies of the saves that were
+      // written must reach the browser (a regenerated id, say).
+      appendCookies(c, headers.getSetCookie());
+    }
   };
 }
 

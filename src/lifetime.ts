@@ -10,9 +10,19 @@ export function lifetimeOf(options: SessionOptions): Lifetime {
   return { maxAge: Math.ceil(options.maxAge), persistent: options.persistent };
 }
 
-/** A lifetime as comparable text, to tell whether a save changes it. */
-export function lifetimeKey(lifetime: Lifetime): string {
-  return `${lifetime.maxAge}:${lifetime.persistent}`;
+/**
+ * What a save stores of a session's lifetime: nothing (undefined) while it
+ * is the store's default, so that a later change of the default reaches the
+ * session; the lifetime itself once the app set its own.
+ */
+export function ownLifetime(lifetime: Lifetime, defaults: SessionOptions): Lifetime | undefined {
+  const fallback = lifetimeOf(defaults);
+  return lifetime.maxAge === fallback.maxAge && lifetime.persistent === fallback.persistent ? undefined : lifetime;
+}
+
+/** A stored lifetime as comparable text, to tell whether a save changes it. */
+export function lifetimeKey(lifetime: Lifetime | undefined): string {
+  return lifetime === undefined ? 'default' : `${lifetime.maxAge}:${lifetime.persistent}`;
 }
 
 /**

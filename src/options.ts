@@ -125,3 +125,14 @@ function validateAttributes(options: SessionOptions): void {
     throw new SessionOptionsError('partitioned requires secure: true');
   }
 }
+
+/**
+ * Refuses keys a configuration object does not know: a typo such as
+ * `absoluteMaxage` would otherwise silently switch a setting off.
+ * @throws SessionOptionsError naming the first unknown key.
+ */
+export function checkKnownKeys(config: object, known: readonly string[], label: string): void {
+  for (const key of Object.keys(config)) {
+    if (!known.includes(key)) throw new SessionOptionsError(`${label}: unknown option ${JSON.stringify(key)}`);
+  }
+}

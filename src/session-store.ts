@@ -9,12 +9,13 @@ import { parse as parseCookies } from 'cookie';
 import { type Lifetime, type LiveWrite, type SessionBackend, writeFailure } from './backend.ts';
 import { isValidInterval, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
+import { type DeviceDetails, deviceFieldsFor, type DeviceInfo, isHandle, newHandle, toDeviceInfo } from './devices.ts';
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
 import { SessionOptionsError, SessionStoreError, SessionValuesError } from './errors.ts';
 import type { KeyPair } from './keys.ts';
-import { expiryAt, lifetimeKey, lifetimeOf, refreshDue } from './lifetime.ts';
+import { expiryAt, lifetimeKey, lifetimeOf, ownLifetime, refreshDue } from './lifetime.ts';
 import { mergeSessionText } from './merge.ts';
-import { maxMaxAge, resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
+import { checkKnownKeys, maxMaxAge, resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
 import { checkOwnerArgument, type Owner, ownerOf } from './owner.ts';
 import { Registry, type RequestLike, toRequest } from './registry.ts';
 import { isSessionId, newSessionId, type SaveOutcome, Session, sessionState } from './session.ts';
@@ -68,6 +69,14 @@ export interface SessionStoreConfig {
   unsealCacheSize?: number | undefined;
   /** Receives each failed `startAutoClean` tick. Default: `console.error`. */
   onError?: ((error: unknown) => void) | undefined;
+  /**
+   * Records more about a session's device when it is created (or
+   * regenerated), for `listSessions`: e.g. a client address from Hono's
+   * `getConnInfo`. A flat object of strings, finite numbers and booleans of
+   * at most 1024 bytes of JSON; anything else makes `save` reject with
+   * SessionValuesError before writing. Stored as one text field.
+   */
+  describeDevice?: ((request: Request) => DeviceDetails | undefined) | undefined;
 }
 
 /** What a save writes: the values and flashes as text and as bytes, their owner, and the lifetime. */
@@ -75,7 +84,10 @@ interface RecordToWrite {
   text: string;
   data: Uint8Array;
   owner: Owner;
+  /** The lifetime in force, for the expiry and the cookie. */
   lifetime: Lifetime;
+  /** What is stored of it: undefined while it is the store's default. */
+  own: Lifetime | undefined;
 }
 
 /** A record a save wrote: the record's version now, and whether it is a merge (not the session's own values). */
@@ -84,6 +96,19 @@ interface Written {
   version: number;
   merged: boolean;
 }
+
+const sessionStoreConfigKeys = [
+  'keyPairs',
+  'options',
+  'touchAfter',
+  'absoluteMaxAge',
+  'saveUninitialized',
+  'timeoutMs',
+  'maxValuesBytes',
+  'unsealCacheSize',
+  'onError',
+  'describeDevice',
+] as const satisfies readonly (keyof SessionStoreConfig)[];
 
 const defaultTouchAfterSeconds = 3600;
 const defaultMaxValuesBytes = 1024 * 1024;
@@ -123,13 +148,16 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   readonly #timeoutMs: number;
   readonly #maxValuesBytes: number;
   readonly #onError: (error: unknown) => void;
+  readonly #describeDevice: ((request: Request) => DeviceDetails | undefined) | undefined;
   #autoCleanRunning = false;
 
   /**
+   * @param backendKeys configuration keys the backend's store class adds (e.g. `collection`).
    * @throws SessionOptionsError for no key pairs, a key that is short, weak
-   * or of the wrong type, or invalid options.
+   * or of the wrong type, an unknown configuration key, or invalid options.
    */
-  constructor(backend: SessionBackend, config: SessionStoreConfig) {
+  constructor(backend: SessionBackend, config: SessionStoreConfig, backendKeys: readonly string[] = []) {
+    checkKnownKeys(config, [...sessionStoreConfigKeys, ...backendKeys], 'store configuration');
     this.#codec = new CookieCodec(config.keyPairs, config.unsealCacheSize ?? defaultUnsealCacheSize);
     this.options = Object.freeze(resolveSessionOptions(config.options));
     this.#touchAfterMs = nonNegative(config.touchAfter ?? defaultTouchAfterSeconds, 'touchAfter') * 1000;
@@ -139,6 +167,10 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     this.#timeoutMs = nonNegative(config.timeoutMs ?? defaultTimeoutMs, 'timeoutMs');
     this.#maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
     this.#onError = config.onError ?? ((error) => console.error('mongostore: cleanup failed:', error));
+    if (config.describeDevice !== undefined && typeof config.describeDevice !== 'function') {
+      throw new SessionOptionsError('describeDevice must be a function');
+    }
+    this.#describeDevice = config.describeDevice;
     this.#sessions = backend;
   }
 
@@ -191,10 +223,12 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     const request = toRequest(req);
     const registered = await this.#registry.get(request, name)?.catch(() => undefined);
     if (registered !== undefined && (registered.options.maxAge <= 0 || registered[sessionState].ended !== undefined)) {
-      let last: Session<V> = registered;
-      while (last[sessionState].successor !== undefined) last = last[sessionState].successor as Session<V>;
+      // One fresh session per destroyed one: asked again, `new` gives the same.
+      const existing = registered[sessionState].successor as Session<V> | undefined;
+      if (existing !== undefined) return existing;
       const fresh = new Session<V>(name, { ...this.options });
-      last[sessionState].successor = fresh;
+      registered[sessionState].successor = fresh;
+      fresh[sessionState].predecessor = registered;
       return fresh;
     }
     return this.#load(request, name);
@@ -216,7 +250,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * @throws SessionStoreError when the database fails or does not answer
    * within `timeoutMs`; the cookie is not sent.
    */
-  async save(_req: RequestLike, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
+  async save(req: RequestLike, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
     if (!(session instanceof Session)) throw new TypeError('save: session must be a Session from this store\'s get or new');
     const state = session[sessionState];
     if (state.ended !== undefined) return state.ended;
@@ -227,13 +261,17 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       throw new SessionOptionsError('session.id was changed: it must be the id the store gave the session');
     }
     if (session.options.maxAge <= 0) return this.#delete(target, session);
-    if (session.error === 'replaced') return this.#end(target, session, 'superseded');
+    // A fresh session on a just-replaced id (a parallel request of a browser
+    // that signed in) writes nothing, unless it is a sign-in itself.
+    if (session.error === 'replaced' && !state.regenerating) return this.#end(target, session, 'superseded');
+    const predecessor = state.predecessor as Session<V> | undefined;
+    if (predecessor !== undefined) await this.save(req, target, predecessor); // the destroyed one first
     const record = this.#recordToWrite(session);
     if (session.id === '') {
-      if (!this.#saveUninitialized && isEmpty(session.values, state.flashes)) return this.#skipEmpty(target, session);
-      return this.#create(target, session, record);
+      if (!this.#saveUninitialized && record.text === '{}') return this.#skipEmpty(target, session);
+      return this.#create(toRequest(req), target, session, record);
     }
-    return state.regenerating ? this.#create(target, session, record) : this.#update(target, session, record);
+    return state.regenerating ? this.#create(toRequest(req), target, session, record) : this.#update(target, session, record);
   }
 
   /**
@@ -287,6 +325,56 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   }
 
   /**
+   * The live sessions of a user, newest first, for a "your devices" page:
+   * each one's handle, creation, last write, expiry, User-Agent and
+   * `describeDevice` details, never its id or values. One database command,
+   * served by the owner index.
+   * @throws TypeError (rejects) for arguments the owner rule refuses; no command is sent.
+   * @throws SessionStoreError when the database fails.
+   */
+  async listSessions(user: string, provider: string): Promise<DeviceInfo[]> {
+    checkOwnerArgument('listSessions: user', user);
+    checkOwnerArgument('listSessions: provider', provider);
+    return (await this.#sessions.listOwnedBy(user, provider)).map(toDeviceInfo);
+  }
+
+  /**
+   * Ends the session with this handle, only when it belongs to `user` and
+   * `provider` (a handle posted by another account ends nothing). Its cookie
+   * gives a fresh session on its next request, and a request in flight with
+   * it cannot bring it back (its save resolves `'expired'`). One database command.
+   * @returns true when a session was ended.
+   * @throws TypeError (rejects) for arguments the owner rule refuses or a
+   * string that is not a handle; no command is sent.
+   * @throws SessionStoreError when the database fails.
+   */
+  async revokeSession(user: string, provider: string, handle: string): Promise<boolean> {
+    checkOwnerArgument('revokeSession: user', user);
+    checkOwnerArgument('revokeSession: provider', provider);
+    if (!isHandle(handle)) throw new TypeError('revokeSession: handle must be a handle from listSessions');
+    return (await this.#sessions.deleteOwnedByHandle(user, provider, handle, false)) > 0;
+  }
+
+  /**
+   * "Sign out other devices": ends every live session of this session's
+   * owner (its `values.user` and `values.provider`) except this one. One
+   * database command.
+   * @returns how many sessions were ended.
+   * @throws TypeError (rejects) when the session is not saved yet or has no owner; no command is sent.
+   * @throws SessionStoreError when the database fails.
+   */
+  async revokeOtherSessions(session: Session<V>): Promise<number> {
+    if (!(session instanceof Session) || !isHandle(session.handle)) {
+      throw new TypeError('revokeOtherSessions: session must be a saved Session of this store');
+    }
+    const { user, provider } = ownerOf({ ...(session.values as SessionValues) });
+    if (user === undefined || provider === undefined) {
+      throw new TypeError('revokeOtherSessions: the session has no owner (values.user and values.provider)');
+    }
+    return this.#sessions.deleteOwnedByHandle(user, provider, session.handle, true);
+  }
+
+  /**
    * The number of sessions not yet expired (expired documents that cleanup
    * has not removed yet are not counted). One command, served by the expiry index.
    * @throws SessionStoreError when the database fails.
@@ -335,6 +423,10 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     const found = await this.#withTimeout('find', (signal) => this.#sessions.find(unsealed.id, signal));
     if (found === undefined) return failed(session, 'not-found');
     if (found.state === 'replaced') return failed(session, 'replaced');
+    if (this.#absoluteMaxAgeMs !== undefined && found.createdAt.getTime() + this.#absoluteMaxAgeMs <= Date.now()) {
+      // Past its absolute lifetime (a limit added or lowered since it was written).
+      return failed(session, 'not-found');
+    }
     const text = fromUtf8.decode(found.data);
     let decoded;
     try {
@@ -344,6 +436,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     }
     session.values = decoded.values as Partial<V>;
     session.id = unsealed.id;
+    session.handle = found.handle;
     session.isNew = false;
     if (found.lifetime !== undefined) Object.assign(session.options, found.lifetime);
     const state = session[sessionState];
@@ -351,8 +444,9 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     state.storedValues = text;
     state.expiresAt = found.expiresAt;
     state.createdAt = found.createdAt;
-    state.storedLifetime = found.lifetime === undefined ? undefined : lifetimeKey(found.lifetime);
-    state.sealedWithCurrentKey = unsealed.sealedWithCurrentKey;
+    state.storedLifetime = lifetimeKey(found.lifetime);
+    state.sealedWithCurrentKey = true;
+    state.olderKey = !unsealed.sealedWithCurrentKey;
     state.version = found.version;
     return session;
   }
@@ -366,12 +460,14 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     // One read of each top-level value: the owner and the data come from the same snapshot.
     const values = { ...(root as SessionValues) };
     const text = encodeValues(values, this.#maxValuesBytes, session[sessionState].flashes);
-    return { text, data: utf8.encode(text), owner: ownerOf(values), lifetime: lifetimeOf(session.options) };
+    const lifetime = lifetimeOf(session.options);
+    return { text, data: utf8.encode(text), owner: ownerOf(values), lifetime, own: ownLifetime(lifetime, this.options) };
   }
 
   /** A new session, or a regenerated one: a new id, then one insert or one replace. */
-  async #create(target: CookieTarget, session: Session<V>, record: RecordToWrite): Promise<SaveOutcome> {
+  async #create(request: Request, target: CookieTarget, session: Session<V>, record: RecordToWrite): Promise<SaveOutcome> {
     const state = session[sessionState];
+    const device = deviceFieldsFor(request, this.#describeDevice);
     const id = newSessionId();
     const now = Date.now();
     const createdAt = state.createdAt ?? new Date(now);
@@ -379,18 +475,21 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     if (!(expiresAt.getTime() > now)) return this.#expireNow(target, session);
     const cookie = await this.#sealedCookie(session, id, expiresAt);
     let written: Written = { record, version: 1, merged: false };
-    if (!state.regenerating) {
-      await this.#withTimeout('insert', (signal) => this.#sessions.insert(id, { ...record, createdAt, expiresAt }, signal));
+    if (session.id === '') {
+      await this.#withTimeout('insert', (signal) =>
+        this.#sessions.insert(id, { ...record, lifetime: record.own, createdAt, expiresAt, device }, signal),
+      );
     } else {
       const replaced = await this.#writeMerging(session, record, (attempt, version) =>
         this.#withTimeout('replace', (signal) =>
-          this.#sessions.replace(session.id, id, { ...attempt, createdAt, expiresAt }, version, signal),
+          this.#sessions.replace(session.id, id, { ...attempt, lifetime: attempt.own, createdAt, expiresAt, device }, version, signal),
         ),
       );
       if (replaced.write.outcome !== 'done') return this.#end(target, session, endingOf(replaced.write));
       written = replaced.written;
     }
     session.id = id;
+    session.handle = device.handle;
     state.regenerating = false;
     state.createdAt = createdAt;
     this.#stored(session, { ...written, version: 1 }, expiresAt);
@@ -406,13 +505,19 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     const wantedExpiry = expiryAt(now, record.lifetime, state.createdAt ?? new Date(now), this.#absoluteMaxAgeMs);
     if (!(wantedExpiry.getTime() > now)) return this.#expireNow(target, session);
     const changed = record.text !== state.storedValues;
-    const lifetimeChanged = lifetimeKey(record.lifetime) !== state.storedLifetime;
-    const refresh = lifetimeChanged || refreshDue(storedExpiry, wantedExpiry, record.lifetime, this.#touchAfterMs);
+    const lifetimeChanged = lifetimeKey(record.own) !== state.storedLifetime;
+    // A cookie under an older key pair is re-sealed with a refresh: the
+    // write checks the session is still live (a re-seal alone could hand the
+    // browser back an id a parallel sign-in just replaced).
+    const refresh =
+      lifetimeChanged || state.olderKey || refreshDue(storedExpiry, wantedExpiry, record.lifetime, this.#touchAfterMs);
     const expiresAt = refresh ? wantedExpiry : storedExpiry;
     const cookie =
       refresh || !state.sealedWithCurrentKey ? await this.#sealedCookie(session, session.id, expiresAt) : undefined;
     if (changed || refresh) {
-      const refreshing = refresh ? { expiresAt, lifetime: record.lifetime } : {};
+      // A session from before handles gets one with this write.
+      const handle = session.handle === '' ? newHandle() : undefined;
+      const refreshing = { ...(refresh ? { expiresAt, lifetime: record.own ?? null } : {}), ...(handle === undefined ? {} : { handle }) };
       // A data write is compare-and-set (merged on a conflict); an expiry refresh alone is not.
       const result = changed
         ? await this.#writeMerging(session, record, (attempt, version) =>
@@ -429,6 +534,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
             written: { record, version: state.version, merged: false },
           };
       if (result.write.outcome !== 'done') return this.#end(target, session, endingOf(result.write));
+      if (handle !== undefined) session.handle = handle;
       this.#stored(session, result.written, expiresAt);
     }
     if (cookie !== undefined) this.#send(target, session, cookie);
@@ -489,7 +595,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     if (data.byteLength > this.#maxValuesBytes) {
       throw new SessionValuesError(`merged session values take ${data.byteLength} bytes, more than maxValuesBytes (${this.#maxValuesBytes})`);
     }
-    return { text, data, owner: ownerOf(decodeSession(text).values), lifetime };
+    return { text, data, owner: ownerOf(decodeSession(text).values), lifetime, own: ownLifetime(lifetime, this.options) };
   }
 
   /** A new session that is still empty is not stored; a dead cookie the request carried is cleared. */
@@ -520,8 +626,9 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * clearing cookie arriving later would delete.
    */
   #end(target: CookieTarget, session: Session<V>, outcome: SaveOutcome): SaveOutcome {
-    session[sessionState].ended = outcome;
+    // The cookie first: if the target throws, a retried save sends it again.
     if (outcome !== 'superseded') appendSetCookie(target, expiredCookie(session.name, session.options));
+    session[sessionState].ended = outcome;
     return outcome;
   }
 
@@ -538,9 +645,10 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       state.flashes = decoded.flashes;
     }
     state.storedValues = record.text;
-    state.storedLifetime = lifetimeKey(record.lifetime);
+    state.storedLifetime = lifetimeKey(record.own);
     state.expiresAt = expiresAt;
     state.version = version;
+    state.olderKey = false;
     state.readFlashKeys = new Set();
     state.sealedWithCurrentKey = false;
   }
@@ -594,11 +702,6 @@ function failed<V extends Storable<V>>(session: Session<V>, reason: NonNullable<
   session.error = reason;
   session[sessionState].deadCookie = deadCookieErrors.has(reason);
   return session;
-}
-
-/** No values and no pending flashes. */
-function isEmpty(values: object, flashes: object): boolean {
-  return Object.keys(values).length === 0 && Object.keys(flashes).length === 0;
 }
 
 function flag(value: unknown, label: string): boolean {

@@ -52,8 +52,10 @@ export interface SessionState {
   createdAt: Date | undefined;
   /** The lifetime stored with the document, `maxAge` and `persistent`, as last read or written. */
   storedLifetime: string | undefined;
-  /** Whether the cookie the browser holds was sealed with the current key pair. */
+  /** Whether the cookie the browser holds is the current one: false until a written session's cookie is delivered. */
   sealedWithCurrentKey: boolean;
+  /** The request's cookie was sealed under an older key pair: the next save refreshes (a guarded write) and re-seals it. */
+  olderKey: boolean;
   /** `regenerate()` was called: the next save replaces the document under a new id. */
   regenerating: boolean;
   /** The request carried a cookie of this name that leads nowhere: clear it unless a new cookie replaces it. */
@@ -68,6 +70,8 @@ export interface SessionState {
   version: number;
   /** A fresh Session `new` gave after this one was destroyed; `saveAll` saves it next. */
   successor: object | undefined;
+  /** The destroyed Session this one follows: saved first, whoever saves this one. */
+  predecessor: object | undefined;
 }
 
 /** @internal Key of the store's bookkeeping on a Session. */
@@ -89,6 +93,13 @@ export class Session<V extends Storable<V> = SessionValues> {
    * carries it sealed.
    */
   id = '';
+  /**
+   * The session's public handle, `''` until it is saved: what a "your
+   * devices" page names it by (`listSessions`, `revokeSession`). Random and
+   * stored beside the session, so knowing it gives no access; it stays the
+   * same for the life of the id and changes with `regenerate()`.
+   */
+  handle = '';
   /** The session's data: JSON-compatible values and Dates (flashes are kept apart). */
   values: Partial<V> = {};
   /**
@@ -113,6 +124,7 @@ export class Session<V extends Storable<V> = SessionValues> {
     createdAt: undefined,
     storedLifetime: undefined,
     sealedWithCurrentKey: false,
+    olderKey: false,
     regenerating: false,
     deadCookie: false,
     ended: undefined,
@@ -120,6 +132,7 @@ export class Session<V extends Storable<V> = SessionValues> {
     readFlashKeys: new Set(),
     version: 0,
     successor: undefined,
+    predecessor: undefined,
   };
 
   /** @internal Sessions come from the store's `get` or `new`. */
@@ -136,7 +149,8 @@ export class Session<V extends Storable<V> = SessionValues> {
    */
   addFlash(value: unknown, key = '_flash'): void {
     const flashes = this[sessionState].flashes;
-    flashes[key] = [...(flashes[key] ?? []), value];
+    const pending = Object.hasOwn(flashes, key) ? (flashes[key] ?? []) : [];
+    Object.defineProperty(flashes, key, { value: [...pending, value], enumerable: true, writable: true, configurable: true });
   }
 
   /**
@@ -145,8 +159,8 @@ export class Session<V extends Storable<V> = SessionValues> {
    */
   flashes<T = unknown>(key = '_flash'): T[] {
     const state = this[sessionState];
-    const pending = state.flashes[key];
-    if (pending === undefined) return [];
+    if (!Object.hasOwn(state.flashes, key)) return [];
+    const pending = state.flashes[key] ?? [];
     delete state.flashes[key];
     state.readFlashKeys.add(key);
     return pending as T[];
@@ -161,10 +175,13 @@ export class Session<V extends Storable<V> = SessionValues> {
    * deleted or expired in the meantime (a forced logout, a `destroy()` by
    * another request), that save resolves `'expired'` and nothing stays
    * live: a signed-out session never comes back under a new id. The
-   * session's `absoluteMaxAge` clock keeps running.
+   * session's `absoluteMaxAge` clock keeps running, and so does its
+   * lifetime (`options.maxAge`, `options.persistent`): set them at sign-in.
+   * On a fresh session it marks a sign-in: even one whose cookie names a
+   * just-replaced id (`error === 'replaced'`) is then stored.
    */
   regenerate(): void {
-    if (this.id !== '') this[sessionState].regenerating = true;
+    this[sessionState].regenerating = true;
   }
 
   /**

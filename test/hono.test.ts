@@ -256,6 +256,25 @@ describe('sessions() middleware', () => {
     expect(await (await app.request('https://app.example/', { headers: { cookie: signedIn } })).json()).toMatchObject({ visits: null });
   });
 
+  it('delivers the cookies of the saves that were written even when a later save fails', async () => {
+    const app = new Hono<SessionEnv<{ visits: number }>>();
+    app.use(sessions(store, { name: 'sid' }));
+    app.onError((_, c) => c.text('failed', 500));
+    app.get('/', async (c) => {
+      c.get('session').values.visits = 1;
+      (await store.get(c.req, 'prefs')).values.visits = 'x'.repeat(2 << 20) as unknown as number; // too large
+      return c.text('ok');
+    });
+    const response = await app.request('https://app.example/');
+    expect(response.status).toBe(500);
+    expect(response.headers.getSetCookie().map((line) => line.split('=')[0])).toEqual(['sid']);
+  });
+
+  it('refuses unknown middleware options and an empty context key', () => {
+    expect(() => sessions(store, { name: 'sid', saveUninitialized: true } as never)).toThrow(/unknown option "saveUninitialized"/);
+    expect(() => sessions(store, { name: 'sid', contextKey: '' })).toThrow(/contextKey/);
+  });
+
   it('types the session on the context', () => {
     const typed = new Hono<SessionEnv<{ visits: number }>>();
     typed.get('/', (c) => {

@@ -188,7 +188,8 @@ function expectedOutcome(pending: Pending, action: Action, values: Values): { ou
     return { outcome: 'unchanged', cookie: pending.fresh === 'dead-cookie' ? 'clear' : 'none' };
   }
   const changed = action.kind === 'sign-in' || JSON.stringify(values) !== JSON.stringify(pending.values);
-  if (!changed) return { outcome: 'unchanged', cookie: pending.reseal ? 'new' : 'none' };
+  // A cookie under an older key pair is re-sealed with a refresh write, which checks liveness.
+  if (!changed && !pending.reseal) return { outcome: 'unchanged', cookie: 'none' };
   if (loaded.state === 'live') {
     if (action.kind === 'sign-in') return { outcome: 'created', cookie: 'new' };
     return { outcome: 'updated', cookie: pending.reseal ? 'new' : 'none' };
@@ -423,14 +424,21 @@ class ConcurrentChanges extends LifecycleCommand {
     const sessions = await Promise.all(requests.map((req) => real.store.get(req, cookieName)));
     const changes = [this.first, this.second];
     const base = structuredClone(target.values);
+    const reseal = client.keyGeneration !== model.keys[0];
+    const headers = [new Headers(), new Headers()];
     const outcomes = await real.backend.saveConcurrently(
       sessions.map((session, i) => () => {
         const { key, value } = changes[i] as { key: string; value: number };
         session.values[key] = value;
-        return real.store.save(requests[i] as Request, new Headers(), session);
+        return real.store.save(requests[i] as Request, headers[i] as Headers, session);
       }),
     );
-    changes.forEach(({ key, value }, i) => expect(outcomes[i]).toBe(base[key] === value ? 'unchanged' : 'updated'));
+    // A cookie under an older key pair is re-sealed (with a refresh write) by each of them.
+    changes.forEach(({ key, value }, i) => expect(outcomes[i]).toBe(base[key] === value && !reseal ? 'unchanged' : 'updated'));
+    if (reseal) {
+      const [resealed] = sentCookies(headers[1] as Headers);
+      Object.assign(client, { cookie: resealed?.value, keyGeneration: model.keys[0] });
+    }
     const stored = (await real.store.get(requestWith({ [cookieName]: client.cookie }), cookieName)).values;
     const values = { ...base, [this.first.key]: this.first.value, [this.second.key]: this.second.value };
     if (this.first.key === this.second.key) {

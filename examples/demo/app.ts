@@ -58,7 +58,44 @@ export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoVa
       <p>Visits in this session: <strong id="visits">${session.values.visits}</strong></p>
       <form method="post" action="/logout"><button type="submit">Sign out</button></form>
       <form method="post" action="/logout-everywhere"><button type="submit">Sign out everywhere</button></form>
-      <p><a href="/admin/sessions">Active sessions</a> · <a href="/metrics">Metrics</a></p>`));
+      <p><a href="/devices">Your devices</a> · <a href="/admin/sessions">Active sessions</a> · <a href="/metrics">Metrics</a></p>`));
+  });
+
+  // "Your devices": every session of this user, a revoke button each, and "sign out other devices".
+  app.get('/devices', async (c) => {
+    const session = c.get('session');
+    const { user } = session.values;
+    if (user === undefined) return c.redirect('/', 303);
+    const devices = await store.listSessions(user, provider);
+    return c.html(page('Your devices', session.flashes<string>(), html`
+      <table>
+        <tr><th>Browser</th><th>Signed in</th><th>Last seen</th><th></th></tr>
+        ${devices.map((device) => html`<tr class="device">
+          <td>${device.userAgent ?? 'unknown browser'}${device.handle === session.handle ? html` <strong class="this-device">(this device)</strong>` : ''}</td>
+          <td>${device.createdAt.toISOString()}</td><td>${device.lastSeenAt.toISOString()}</td>
+          <td>${device.handle === session.handle ? '' : html`<form method="post" action="/devices/revoke">
+            <input type="hidden" name="handle" value="${device.handle}"><button type="submit">Revoke</button></form>`}</td>
+        </tr>`)}
+      </table>
+      <form method="post" action="/devices/revoke-others"><button type="submit">Sign out other devices</button></form>
+      <p><a href="/">Back</a></p>`));
+  });
+
+  app.post('/devices/revoke', async (c) => {
+    const session = c.get('session');
+    const { handle } = await c.req.parseBody();
+    const { user } = session.values;
+    // Scoped to the signed-in user: a handle of another account ends nothing.
+    if (user !== undefined && typeof handle === 'string' && /^[A-Za-z0-9_-]{22}$/.test(handle)) {
+      session.addFlash((await store.revokeSession(user, provider, handle)) ? 'Device signed out.' : 'That device was already signed out.');
+    }
+    return c.redirect('/devices', 303);
+  });
+
+  app.post('/devices/revoke-others', async (c) => {
+    const session = c.get('session');
+    if (session.values.user !== undefined) session.addFlash(`Signed out ${await store.revokeOtherSessions(session)} other device(s).`);
+    return c.redirect('/devices', 303);
   });
 
   app.post('/login', async (c) => {
@@ -76,7 +113,11 @@ export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoVa
     // "Remember me": 90 days, kept by the session on every later request;
     // otherwise a browser-session cookie (the document still expires after
     // the store's maxAge of inactivity).
-    Object.assign(session.options, body.remember === 'on' ? { maxAge: rememberSeconds, persistent: true } : { persistent: false });
+    // Both set at every sign-in: a session keeps its lifetime across regenerate().
+    Object.assign(
+      session.options,
+      body.remember === 'on' ? { maxAge: rememberSeconds, persistent: true } : { maxAge: store.options.maxAge, persistent: false },
+    );
     session.addFlash(`Welcome, ${user}!`);
     return c.redirect('/', 303);
   });
@@ -137,6 +178,8 @@ function page(title: string, flashes: string[], body: HtmlEscapedString | Promis
       body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; }
       .flash { background: #e8f5e9; border: 1px solid #a5d6a7; padding: .5rem 1rem; }
       form { display: inline-block; margin: .5rem .5rem .5rem 0; }
+      table { border-collapse: collapse; margin: 1rem 0; font-size: 14px; }
+      td, th { border-bottom: 1px solid #ddd; padding: .4rem .6rem; text-align: left; vertical-align: top; }
     </style>
   </head>
   <body>

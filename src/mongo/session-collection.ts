@@ -13,6 +13,7 @@
  */
 import { Binary, type Collection, type Db, MongoServerError } from 'mongodb';
 import {
+  type DeviceRecord,
   errorMessage,
   writeDone,
   writeFailure,
@@ -47,6 +48,12 @@ export interface SessionDocument {
   replaced?: true;
   /** Moves on every data write (compare-and-set); absent on documents of 0.1.0 (version 0). */
   version?: number;
+  /** The session's public handle (devices page). */
+  handle?: string;
+  /** The User-Agent it was created with. */
+  userAgent?: string;
+  /** The app's `describeDevice` result, as JSON text (a string: no caller key becomes a field name). */
+  device?: string;
 }
 
 /** Matches documents a write may change: live and not replaced. */
@@ -99,7 +106,7 @@ export class SessionCollection implements SessionBackend {
     const doc = await this.#run('find', signal, () =>
       this.#collection.findOne(
         { _id: this.#key(id) },
-        { projection: { data: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1, version: 1 } },
+        { projection: { data: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1, version: 1, handle: 1 } },
       ),
     );
     if (doc === null || !(doc.expiresAt.getTime() > Date.now())) return undefined;
@@ -112,6 +119,7 @@ export class SessionCollection implements SessionBackend {
       lifetime:
         typeof doc.maxAge === 'number' ? { maxAge: doc.maxAge, persistent: doc.persistent !== false } : undefined,
       version: doc.version ?? 0,
+      handle: doc.handle ?? '',
     };
   }
 
@@ -133,10 +141,15 @@ export class SessionCollection implements SessionBackend {
       expiresAt: record.expiresAt,
       createdAt: record.createdAt,
       updatedAt: new Date(),
-      maxAge: record.lifetime.maxAge,
-      persistent: record.lifetime.persistent,
       version: 1,
+      handle: record.device.handle,
     };
+    if (record.lifetime !== undefined) {
+      doc.maxAge = record.lifetime.maxAge;
+      doc.persistent = record.lifetime.persistent;
+    }
+    if (record.device.userAgent !== undefined) doc.userAgent = record.device.userAgent;
+    if (record.device.details !== undefined) doc.device = record.device.details;
     if (record.owner.user !== undefined) doc.user = record.owner.user;
     if (record.owner.provider !== undefined) doc.provider = record.owner.provider;
     await this.#run('insert', signal, () => this.#collection.insertOne(doc));
@@ -167,14 +180,25 @@ export class SessionCollection implements SessionBackend {
             { _id: this.#key(oldId), expiresAt: { $gt: now }, ...notReplaced, ...atVersion(expectedVersion) },
             {
               $set: { replaced: true, expiresAt: new Date(now.getTime() + replacedRecordMs), updatedAt: now },
-              $unset: { data: '', user: '', provider: '', maxAge: '', persistent: '', version: '' },
+              $unset: {
+                data: '',
+                user: '',
+                provider: '',
+                maxAge: '',
+                persistent: '',
+                version: '',
+                handle: '',
+                userAgent: '',
+                device: '',
+              },
             },
           ),
         )
       ).matchedCount;
     } catch (error) {
-      // Best effort: the caller keeps the old id and will retry under another new one.
-      await this.delete(newId).catch(() => {});
+      // Best effort, not awaited (the caller's time bound holds): the caller
+      // keeps the old id and retries under another new one.
+      this.delete(newId).catch(() => {});
       throw error;
     }
     if (matched === 1) return writeDone;
@@ -193,11 +217,15 @@ export class SessionCollection implements SessionBackend {
     const unset: Record<string, ''> = {};
     if (change.data !== undefined) set.data = new Binary(change.data);
     if (change.expiresAt !== undefined) set.expiresAt = change.expiresAt;
-    if (change.lifetime !== undefined) {
+    if (change.lifetime === null) {
+      unset.maxAge = '';
+      unset.persistent = '';
+    } else if (change.lifetime !== undefined) {
       set.maxAge = change.lifetime.maxAge;
       set.persistent = change.lifetime.persistent;
     }
     if (change.expectedVersion !== undefined) set.version = change.expectedVersion + 1;
+    if (change.handle !== undefined) set.handle = change.handle;
     if (change.owner !== undefined) {
       for (const field of ['user', 'provider'] as const) {
         const value = change.owner[field];
@@ -250,6 +278,34 @@ export class SessionCollection implements SessionBackend {
   async deleteOwnedBy(user: string, provider: string): Promise<number> {
     const result = await this.#run('deleteOwnedBy', undefined, () =>
       this.#collection.deleteMany({ user, provider, expiresAt: { $gt: new Date() } }),
+    );
+    return result.deletedCount;
+  }
+
+  /** The owner's live sessions, newest first, without ids or data. One command, served by the owner index. */
+  async listOwnedBy(user: string, provider: string): Promise<DeviceRecord[]> {
+    const docs = await this.#run('listOwnedBy', undefined, () =>
+      this.#collection
+        .find(
+          { user, provider, expiresAt: { $gt: new Date() }, ...notReplaced },
+          { projection: { _id: 0, handle: 1, createdAt: 1, updatedAt: 1, expiresAt: 1, userAgent: 1, device: 1 }, sort: { createdAt: -1 } },
+        )
+        .toArray(),
+    );
+    return docs.map((doc) => ({
+      handle: doc.handle ?? '',
+      createdAt: doc.createdAt,
+      lastSeenAt: doc.updatedAt,
+      expiresAt: doc.expiresAt,
+      userAgent: doc.userAgent,
+      details: doc.device,
+    }));
+  }
+
+  /** Deletes the owner's live sessions with (or, `except`, without) this handle. One command. */
+  async deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number> {
+    const result = await this.#run('deleteOwnedByHandle', undefined, () =>
+      this.#collection.deleteMany({ user, provider, expiresAt: { $gt: new Date() }, handle: except ? { $ne: handle } : handle }),
     );
     return result.deletedCount;
   }

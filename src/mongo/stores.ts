@@ -35,7 +35,7 @@ export class MongoStore<V extends Storable<V> = SessionValues> extends SessionSt
       ttlIndex: config.ttlIndex ?? false,
       indexOwners: true,
     });
-    super(collection, config);
+    super(collection, config, ['collection', 'ttlIndex']);
   }
 }
 

@@ -25,7 +25,7 @@ export interface PostgresSessionStoreConfig extends SessionStoreConfig {
  */
 export class PostgresSessionStore<V extends Storable<V> = SessionValues> extends SessionStore<V> {
   constructor(pool: Pool, config: PostgresSessionStoreConfig) {
-    super(new SessionTable(pool, config.table ?? 'sessions', { hashIds: false, indexOwners: true }), config);
+    super(new SessionTable(pool, config.table ?? 'sessions', { hashIds: false, indexOwners: true }), config, ['table']);
   }
 }
 

@@ -5,18 +5,19 @@
  *   token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL,
  *   "user" TEXT, provider TEXT, created_at, updated_at,
  *   max_age INTEGER, persistent BOOLEAN, replaced BOOLEAN NOT NULL DEFAULT false,
- *   version INTEGER NOT NULL DEFAULT 0
+ *   version INTEGER NOT NULL DEFAULT 0, handle TEXT, user_agent TEXT, device TEXT
  *   indexes: (expiry), ("user", provider)
  *
  * Every read filters `expiry > now()`; updates of live sessions carry the
  * same filter and skip replaced rows (a regenerated session's old token,
  * kept briefly with no data and no owner). All values are bound parameters;
  * the table name is checked as an identifier and quoted. Tables created by
- * 0.1.0 gain the four new columns on the first `init()` (or first query):
+ * 0.1.0 gain the seven new columns on the first `init()` (or first query):
  * `ALTER TABLE ... ADD COLUMN IF NOT EXISTS`, no data rewrite.
  */
 import type { Pool } from 'pg';
 import {
+  type DeviceRecord,
   type FoundSession,
   type LiveChange,
   type LiveWrite,
@@ -70,10 +71,11 @@ export class SessionTable implements SessionBackend {
       persistent: boolean | null;
       replaced: boolean;
       version: number;
+      handle: string | null;
     }>(
       'find',
       signal,
-      `SELECT data, expiry, created_at, max_age, persistent, replaced, version FROM ${this.#table} WHERE token = $1 AND expiry > now()`,
+      `SELECT data, expiry, created_at, max_age, persistent, replaced, version, handle FROM ${this.#table} WHERE token = $1 AND expiry > now()`,
       [this.#key(id)],
     );
     const row = result.rows[0];
@@ -86,6 +88,7 @@ export class SessionTable implements SessionBackend {
       createdAt: row.created_at,
       lifetime: row.max_age === null ? undefined : { maxAge: row.max_age, persistent: row.persistent !== false },
       version: row.version,
+      handle: row.handle ?? '',
     };
   }
 
@@ -103,8 +106,8 @@ export class SessionTable implements SessionBackend {
     await this.#query(
       'insert',
       signal,
-      `INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, version)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1)`,
+      `INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, version)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)`,
       [this.#key(id), ...this.#recordValues(record)],
     );
   }
@@ -127,11 +130,12 @@ export class SessionTable implements SessionBackend {
       `WITH old AS (
          UPDATE ${this.#table}
          SET replaced = true, data = '\\x', "user" = NULL, provider = NULL, max_age = NULL, persistent = NULL,
-             expiry = now() + $9::integer * interval '1 millisecond', updated_at = now()
-         WHERE token = $10 AND expiry > now() AND NOT replaced AND version = $11
+             handle = NULL, user_agent = NULL, device = NULL,
+             expiry = now() + $12::integer * interval '1 millisecond', updated_at = now()
+         WHERE token = $13 AND expiry > now() AND NOT replaced AND version = $14
          RETURNING token)
-       INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, version)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, 1 FROM old`,
+       INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, version)
+       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1 FROM old`,
       [this.#key(newId), ...this.#recordValues(record), replacedRecordMs, this.#key(oldId), expectedVersion],
     );
     return result.rowCount === 1 ? writeDone : this.#whyNotLive(oldId, signal);
@@ -147,13 +151,14 @@ export class SessionTable implements SessionBackend {
     if (change.data !== undefined) bind('data', buffer(change.data));
     if (change.expiresAt !== undefined) bind('expiry', change.expiresAt);
     if (change.lifetime !== undefined) {
-      bind('max_age', change.lifetime.maxAge);
-      bind('persistent', change.lifetime.persistent);
+      bind('max_age', change.lifetime?.maxAge ?? null);
+      bind('persistent', change.lifetime?.persistent ?? null);
     }
     if (change.owner !== undefined) {
       bind('"user"', change.owner.user ?? null);
       bind('provider', change.owner.provider ?? null);
     }
+    if (change.handle !== undefined) bind('handle', change.handle);
     let guard = '';
     if (change.expectedVersion !== undefined) {
       set.push('version = version + 1');
@@ -194,6 +199,42 @@ export class SessionTable implements SessionBackend {
     return result.rowCount ?? 0;
   }
 
+  async listOwnedBy(user: string, provider: string): Promise<DeviceRecord[]> {
+    const result = await this.#query<{
+      handle: string | null;
+      created_at: Date;
+      updated_at: Date;
+      expiry: Date;
+      user_agent: string | null;
+      device: string | null;
+    }>(
+      'listOwnedBy',
+      undefined,
+      `SELECT handle, created_at, updated_at, expiry, user_agent, device FROM ${this.#table}
+       WHERE "user" = $1 AND provider = $2 AND expiry > now() AND NOT replaced ORDER BY created_at DESC`,
+      [user, provider],
+    );
+    return result.rows.map((row) => ({
+      handle: row.handle ?? '',
+      createdAt: row.created_at,
+      lastSeenAt: row.updated_at,
+      expiresAt: row.expiry,
+      userAgent: row.user_agent ?? undefined,
+      details: row.device ?? undefined,
+    }));
+  }
+
+  async deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number> {
+    const result = await this.#query(
+      'deleteOwnedByHandle',
+      undefined,
+      `DELETE FROM ${this.#table} WHERE "user" = $1 AND provider = $2 AND expiry > now() AND NOT replaced
+       AND handle ${except ? 'IS DISTINCT FROM' : '='} $3`,
+      [user, provider, handle],
+    );
+    return result.rowCount ?? 0;
+  }
+
   async countLive(): Promise<number> {
     const result = await this.#query<{ count: string }>(
       'count',
@@ -213,7 +254,7 @@ export class SessionTable implements SessionBackend {
     return storageKey(id, this.#options.hashIds);
   }
 
-  /** The bound values $2..$8 of a row: data, expiry, owner, created_at, lifetime. */
+  /** The bound values $2..$11 of a row: data, expiry, owner, created_at, lifetime, device. */
   #recordValues(record: SessionRecord): unknown[] {
     return [
       buffer(record.data),
@@ -221,8 +262,11 @@ export class SessionTable implements SessionBackend {
       record.owner.user ?? null,
       record.owner.provider ?? null,
       record.createdAt,
-      record.lifetime.maxAge,
-      record.lifetime.persistent,
+      record.lifetime?.maxAge ?? null,
+      record.lifetime?.persistent ?? null,
+      record.device.handle,
+      record.device.userAgent ?? null,
+      record.device.details ?? null,
     ];
   }
 
@@ -235,41 +279,74 @@ export class SessionTable implements SessionBackend {
     return runOperation(operation, signal, this.ensureSchema, () => this.#pool.query<Row>(text, values));
   }
 
+  /**
+   * Creates what is missing of the table, its columns and its indexes, and
+   * nothing else: DDL takes strong locks (ALTER TABLE an ACCESS EXCLUSIVE
+   * one, even with IF NOT EXISTS), so a store starting up against a complete
+   * schema only reads the catalog.
+   */
   async #createSchema(): Promise<void> {
-    const statements = [
-      `CREATE TABLE IF NOT EXISTS ${this.#table} (
+    await runOperation('create schema', undefined, async () => {}, async () => {
+      try {
+        await this.#applyMissingSchema();
+      } catch (error) {
+        // Two processes creating the same table at once can collide in the
+        // catalog; the second attempt then finds it there.
+        const code = (error as { code?: unknown }).code;
+        if (code !== '23505' && code !== '42P07') throw error;
+        await this.#applyMissingSchema();
+      }
+    });
+  }
+
+  async #applyMissingSchema(): Promise<void> {
+    const { rows } = await this.#pool.query<{ columns: string[] | null; indexes: string[] | null }>(
+      `SELECT (SELECT array_agg(attname::text) FROM pg_attribute
+                WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped) AS columns,
+              (SELECT array_agg(c.relname::text) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                WHERE i.indrelid = to_regclass($1)) AS indexes`,
+      [this.#table],
+    );
+    const columns = new Set(rows[0]?.columns ?? []);
+    const indexes = new Set(rows[0]?.indexes ?? []);
+    const statements: string[] = [];
+    if (columns.size === 0) {
+      statements.push(`CREATE TABLE IF NOT EXISTS ${this.#table} (
          token TEXT PRIMARY KEY,
          data BYTEA NOT NULL,
          expiry TIMESTAMPTZ NOT NULL,
          "user" TEXT,
          provider TEXT,
          created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-         updated_at TIMESTAMPTZ NOT NULL DEFAULT now())`,
-      // Tables created by 0.1.0 lack these; adding nullable columns rewrites nothing.
-      `ALTER TABLE ${this.#table}
-         ADD COLUMN IF NOT EXISTS max_age INTEGER,
-         ADD COLUMN IF NOT EXISTS persistent BOOLEAN,
-         ADD COLUMN IF NOT EXISTS replaced BOOLEAN NOT NULL DEFAULT false,
-         ADD COLUMN IF NOT EXISTS version INTEGER NOT NULL DEFAULT 0`,
-      `CREATE INDEX IF NOT EXISTS "${this.#name}_expiry_idx" ON ${this.#table} (expiry)`,
-    ];
-    if (this.#options.indexOwners) {
-      statements.push(`CREATE INDEX IF NOT EXISTS "${this.#name}_owner_idx" ON ${this.#table} ("user", provider)`);
+         updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+         ${addedColumns.map(([name, type]) => `${name} ${type}`).join(',\n         ')})`);
+    } else {
+      // A table of 0.1.0: nullable or constant-default columns, so PostgreSQL rewrites nothing.
+      const missing = addedColumns.filter(([name]) => !columns.has(name));
+      if (missing.length > 0) {
+        statements.push(`ALTER TABLE ${this.#table} ${missing.map(([name, type]) => `ADD COLUMN IF NOT EXISTS ${name} ${type}`).join(', ')}`);
+      }
+    }
+    const wanted: [string, string][] = [[`${this.#name}_expiry_idx`, '(expiry)']];
+    if (this.#options.indexOwners) wanted.push([`${this.#name}_owner_idx`, '("user", provider)']);
+    for (const [name, key] of wanted) {
+      if (!indexes.has(name)) statements.push(`CREATE INDEX IF NOT EXISTS "${name}" ON ${this.#table} ${key}`);
     }
     // One round trip (the simple query protocol runs several statements).
-    // Two processes creating the same table at once can collide in the
-    // catalog; the second attempt then finds it there.
-    await runOperation('create schema', undefined, async () => {}, async () => {
-      try {
-        await this.#pool.query(statements.join(';\n'));
-      } catch (error) {
-        const code = (error as { code?: unknown }).code;
-        if (code !== '23505' && code !== '42P07') throw error;
-        await this.#pool.query(statements.join(';\n'));
-      }
-    });
+    if (statements.length > 0) await this.#pool.query(statements.join(';\n'));
   }
 }
+
+/** Columns added after 0.1.0, with their types. */
+const addedColumns: readonly [string, string][] = [
+  ['max_age', 'INTEGER'],
+  ['persistent', 'BOOLEAN'],
+  ['replaced', 'BOOLEAN NOT NULL DEFAULT false'],
+  ['version', 'INTEGER NOT NULL DEFAULT 0'],
+  ['handle', 'TEXT'],
+  ['user_agent', 'TEXT'],
+  ['device', 'TEXT'],
+];
 
 function buffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);

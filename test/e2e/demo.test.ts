@@ -184,6 +184,30 @@ describe('the demo app in Chromium', () => {
     await context.close();
   });
 
+  it('"Your devices": two browsers as one user, the first revokes the second, which is signed out at once', async () => {
+    const first = await browser.newContext({ userAgent: 'First Browser/1.0' });
+    const second = await browser.newContext({ userAgent: 'Second Browser/2.0' });
+    const firstPage = await signIn(first, 'ivy');
+    const secondPage = await signIn(second, 'ivy');
+    await firstPage.click('text=Your devices');
+    await firstPage.waitForSelector('tr.device');
+    expect(await firstPage.locator('tr.device').count()).toBe(2);
+    expect(await firstPage.locator('tr.device', { hasText: 'First Browser/1.0' }).locator('.this-device').count()).toBe(1);
+    await mkdir(outputDir, { recursive: true });
+    await firstPage.screenshot({ path: join(outputDir, 'demo-devices.png'), fullPage: true });
+
+    await firstPage.locator('tr.device', { hasText: 'Second Browser/2.0' }).locator('button', { hasText: 'Revoke' }).click();
+    await firstPage.waitForSelector('text=Device signed out.');
+    expect(await firstPage.locator('tr.device').count()).toBe(1);
+
+    await secondPage.reload();
+    expect(await secondPage.locator('input[name=user]').count()).toBe(1); // signed out on its next request
+    await firstPage.goto(baseUrl);
+    expect(await firstPage.textContent('#user')).toBe('ivy'); // the first stays signed in
+    await first.close();
+    await second.close();
+  });
+
   it('serves the metrics', async () => {
     const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
     expect(metrics).toMatch(/^# TYPE sessions_active gauge$/m);

@@ -76,8 +76,7 @@ describe('the MongoDB backend', () => {
       'createdAt',
       'data',
       'expiresAt',
-      'maxAge',
-      'persistent',
+      'handle',
       'updatedAt',
       'version',
     ]);

@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => db.close());
 
-it('adds max_age, persistent, replaced and version to a 0.1.0 table; old rows load with the store defaults', async () => {
+it('adds the lifetime, tombstone, version and device columns to a 0.1.0 table; old rows load with the store defaults', async () => {
   // The 0.1.0 schema, with one session in it.
   await db.pool.query(`CREATE TABLE sessions (
     token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL,
@@ -27,7 +27,7 @@ it('adds max_age, persistent, replaced and version to a 0.1.0 table; old rows lo
     [db.name],
   );
   expect(columns.rows.map((row) => row.column_name)).toEqual([
-    'token', 'data', 'expiry', 'user', 'provider', 'created_at', 'updated_at', 'max_age', 'persistent', 'replaced', 'version',
+    'token', 'data', 'expiry', 'user', 'provider', 'created_at', 'updated_at', 'max_age', 'persistent', 'replaced', 'version', 'handle', 'user_agent', 'device',
   ]);
 
   // A row as 0.1.0 wrote it: no lifetime columns.
@@ -36,9 +36,32 @@ it('adds max_age, persistent, replaced and version to a 0.1.0 table; old rows lo
   session.values.visits = 1;
   const headers = new Headers();
   await store.save(req, headers, session);
-  await db.pool.query('UPDATE sessions SET max_age = NULL, persistent = NULL');
-  const loaded = await store.get(requestWith({ sid: onlyCookie(headers).value }), 'sid');
-  expect(loaded).toMatchObject({ isNew: false, values: { visits: 1 } });
+  await db.pool.query('UPDATE sessions SET max_age = NULL, persistent = NULL, handle = NULL, version = 0');
+  const cookie = onlyCookie(headers).value;
+  const loaded = await store.get(requestWith({ sid: cookie }), 'sid');
+  expect(loaded).toMatchObject({ isNew: false, values: { visits: 1 }, handle: '' });
   expect(loaded.options).toMatchObject({ maxAge: 7200, persistent: true });
+  // Its next write gives it a handle, and compare-and-set works from version 0.
+  loaded.values.visits = 2;
+  expect(await store.save(requestWith({ sid: cookie }), new Headers(), loaded)).toBe('updated');
+  expect(loaded.handle).toMatch(/^[A-Za-z0-9_-]{22}$/);
+  expect((await store.get(requestWith({ sid: cookie }), 'sid')).values).toEqual({ visits: 2 });
   await expect(store.init()).resolves.toBeUndefined(); // idempotent
+});
+
+it('a store starting against a complete schema runs no DDL (no table lock), only a catalog read', async () => {
+  const commands: string[] = [];
+  const first = new PostgresSessionStore(db.pool, { keyPairs: [{ authentication: randomKey() }], table: 'complete' });
+  await first.init();
+  const query = db.pool.query.bind(db.pool) as (...args: unknown[]) => unknown;
+  db.pool.query = ((...args: unknown[]) => {
+    commands.push(String(args[0]).trimStart().split(/\s/, 1)[0] ?? '');
+    return query(...args);
+  }) as typeof db.pool.query;
+  try {
+    await new PostgresSessionStore(db.pool, { keyPairs: [{ authentication: randomKey() }], table: 'complete' }).init();
+  } finally {
+    db.pool.query = query as typeof db.pool.query;
+  }
+  expect(commands).toEqual(['SELECT']);
 });
