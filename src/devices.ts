@@ -13,6 +13,9 @@ import { SessionValuesError } from './errors.ts';
 /** What an app records about a session's device, through the store's `describeDevice`. */
 export type DeviceDetails = Record<string, string | number | boolean>;
 
+/** What `describeDevice` may return: details, where null and undefined fields are left out. */
+export type DeviceDetailsInput = Record<string, string | number | boolean | null | undefined>;
+
 /** One of a user's live sessions as `listSessions` gives it: never its id or its values. */
 export interface DeviceInfo {
   /** Names the session in pages and forms; pass it to `revokeSession`. Not a credential. */
@@ -48,13 +51,17 @@ export function isHandle(value: unknown): value is string {
 /**
  * The device fields of a session created by `request`: a new handle, the
  * User-Agent (cut to {@link maxUserAgentLength}), and the app's details.
+ * Details are kept within bounds rather than failing a sign-in on what a
+ * client sent: null and undefined fields are left out, strings are cut to
+ * {@link maxUserAgentLength} characters, and fields that would take the
+ * JSON past {@link maxDeviceDetailsBytes} bytes are left out.
  * @throws SessionValuesError when `describeDevice` returns something other
- * than a flat object of strings, numbers and booleans of at most
- * {@link maxDeviceDetailsBytes} bytes of JSON; nothing is written.
+ * than a flat object of strings, finite numbers, booleans (and null or
+ * undefined); nothing is written.
  */
 export function deviceFieldsFor(
   request: Request,
-  describeDevice: ((request: Request) => DeviceDetails | undefined) | undefined,
+  describeDevice: ((request: Request) => DeviceDetailsInput | undefined) | undefined,
 ): DeviceFields {
   const userAgent = request.headers.get('user-agent')?.slice(0, maxUserAgentLength) || undefined;
   const described: unknown = describeDevice?.(request);
@@ -84,14 +91,15 @@ function detailsText(details: unknown): string {
   if (details === null || typeof details !== 'object' || Array.isArray(details) || Object.getPrototypeOf(details) !== Object.prototype) {
     throw new SessionValuesError('describeDevice must return a plain object or undefined');
   }
+  const kept: DeviceDetails = {};
   for (const [key, value] of Object.entries(details)) {
+    if (value === null || value === undefined) continue;
     if (!['string', 'number', 'boolean'].includes(typeof value) || (typeof value === 'number' && !Number.isFinite(value))) {
       throw new SessionValuesError(`describeDevice: ${JSON.stringify(key)} must be a string, a finite number or a boolean`);
     }
+    const field = typeof value === 'string' ? value.slice(0, maxUserAgentLength) : (value as number | boolean);
+    const candidate = { ...kept, [key]: field };
+    if (Buffer.byteLength(JSON.stringify(candidate)) <= maxDeviceDetailsBytes) Object.assign(kept, { [key]: field });
   }
-  const text = JSON.stringify(details);
-  if (Buffer.byteLength(text) > maxDeviceDetailsBytes) {
-    throw new SessionValuesError(`describeDevice returned more than ${maxDeviceDetailsBytes} bytes of JSON`);
-  }
-  return text;
+  return JSON.stringify(kept);
 }

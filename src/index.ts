@@ -7,7 +7,7 @@
  */
 export type { UnsealFailure } from './codec.ts';
 export type { KeyPair } from './keys.ts';
-export { type DeviceDetails, type DeviceInfo, maxDeviceDetailsBytes, maxUserAgentLength } from './devices.ts';
+export { type DeviceDetails, type DeviceDetailsInput, type DeviceInfo, maxDeviceDetailsBytes, maxUserAgentLength } from './devices.ts';
 export { SessionOptionsError, SessionStoreError, SessionValuesError } from './errors.ts';
 export type {
   DeviceFields,

@@ -9,7 +9,7 @@ import { parse as parseCookies } from 'cookie';
 import { type Lifetime, type LiveWrite, type SessionBackend, writeFailure } from './backend.ts';
 import { isValidInterval, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
-import { type DeviceDetails, deviceFieldsFor, type DeviceInfo, isHandle, newHandle, toDeviceInfo } from './devices.ts';
+import { type DeviceDetailsInput, deviceFieldsFor, type DeviceInfo, isHandle, newHandle, toDeviceInfo } from './devices.ts';
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
 import { SessionOptionsError, SessionStoreError, SessionValuesError } from './errors.ts';
 import type { KeyPair } from './keys.ts';
@@ -72,11 +72,12 @@ export interface SessionStoreConfig {
   /**
    * Records more about a session's device when it is created (or
    * regenerated), for `listSessions`: e.g. a client address from Hono's
-   * `getConnInfo`. A flat object of strings, finite numbers and booleans of
-   * at most 1024 bytes of JSON; anything else makes `save` reject with
-   * SessionValuesError before writing. Stored as one text field.
+   * `getConnInfo`. A flat object of strings, finite numbers and booleans
+   * (null and undefined fields are left out, strings cut to 256 characters,
+   * fields past 1024 bytes of JSON dropped); any other shape makes `save`
+   * reject with SessionValuesError before writing. Stored as one text field.
    */
-  describeDevice?: ((request: Request) => DeviceDetails | undefined) | undefined;
+  describeDevice?: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
 }
 
 /** What a save writes: the values and flashes as text and as bytes, their owner, and the lifetime. */
@@ -148,7 +149,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   readonly #timeoutMs: number;
   readonly #maxValuesBytes: number;
   readonly #onError: (error: unknown) => void;
-  readonly #describeDevice: ((request: Request) => DeviceDetails | undefined) | undefined;
+  readonly #describeDevice: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
   #autoCleanRunning = false;
 
   /**
@@ -309,19 +310,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   async expireSessions(user: string, provider: string): Promise<number> {
     checkOwnerArgument('expireSessions: user', user);
     checkOwnerArgument('expireSessions: provider', provider);
-    // A regeneration inserts its new record before it retires the old one.
-    // A pass that ran while one did so may have missed the new record and
-    // found the old one already retired (a multi-record delete is not a
-    // snapshot on MongoDB, and PostgreSQL's statement snapshot predates the
-    // insert): the next pass sees it. So passes repeat until one deletes
-    // nothing, two at least.
-    let ended = 0;
-    for (let pass = 1; pass <= maxLogoutPasses; pass++) {
-      const deleted = await this.#sessions.deleteOwnedBy(user, provider);
-      ended += deleted;
-      if (pass >= 2 && deleted === 0) break;
-    }
-    return ended;
+    return inPasses(() => this.#sessions.deleteOwnedBy(user, provider));
   }
 
   /**
@@ -335,7 +324,11 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   async listSessions(user: string, provider: string): Promise<DeviceInfo[]> {
     checkOwnerArgument('listSessions: user', user);
     checkOwnerArgument('listSessions: provider', provider);
-    return (await this.#sessions.listOwnedBy(user, provider)).map(toDeviceInfo);
+    const limit = this.#absoluteMaxAgeMs;
+    const now = Date.now();
+    return (await this.#sessions.listOwnedBy(user, provider))
+      .filter((record) => limit === undefined || record.createdAt.getTime() + limit > now) // as `get` sees them
+      .map(toDeviceInfo);
   }
 
   /**
@@ -357,8 +350,9 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
 
   /**
    * "Sign out other devices": ends every live session of this session's
-   * owner (its `values.user` and `values.provider`) except this one. One
-   * database command.
+   * owner (its `values.user` and `values.provider`) except this one. Two
+   * database commands, like `expireSessions` (the second catches a device
+   * that regenerated while the first ran).
    * @returns how many sessions were ended.
    * @throws TypeError (rejects) when the session is not saved yet or has no owner; no command is sent.
    * @throws SessionStoreError when the database fails.
@@ -371,7 +365,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     if (user === undefined || provider === undefined) {
       throw new TypeError('revokeOtherSessions: the session has no owner (values.user and values.provider)');
     }
-    return this.#sessions.deleteOwnedByHandle(user, provider, session.handle, true);
+    return inPasses(() => this.#sessions.deleteOwnedByHandle(user, provider, session.handle, true));
   }
 
   /**
@@ -690,6 +684,24 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       throw error;
     }
   }
+}
+
+/**
+ * Runs an owner-scoped delete until a pass deletes nothing, two passes at
+ * least. A regeneration inserts its new record before it retires the old
+ * one, so a pass that ran meanwhile may have missed the new record and found
+ * the old one already retired (a multi-record delete is not a snapshot on
+ * MongoDB, and PostgreSQL's statement snapshot predates the insert): the
+ * next pass sees it.
+ */
+async function inPasses(pass: () => Promise<number>): Promise<number> {
+  let ended = 0;
+  for (let count = 1; count <= maxLogoutPasses; count++) {
+    const deleted = await pass();
+    ended += deleted;
+    if (count >= 2 && deleted === 0) break;
+  }
+  return ended;
 }
 
 /** How a save ends when its write found the session replaced or gone. */

@@ -115,14 +115,14 @@ describe.each(backends)('devices on $name', (backend: Backend) => {
     expect(await raw.countLive()).toBe(0);
   });
 
-  it('revokeOtherSessions ends the owner\'s other sessions in one command and keeps this one', async () => {
+  it('revokeOtherSessions ends the owner\'s other sessions in two commands (as expireSessions) and keeps this one', async () => {
     const { store } = await makeStore();
     const mine = await signIn(store, 'alice', 'This Browser');
     const others = [await signIn(store, 'alice', 'B'), await signIn(store, 'alice', 'C')];
     const bob = await signIn(store, 'bob');
     const current = await visit(store, mine.cookie);
     let ended = 0;
-    expect(await backend.during(async () => (ended = await store.revokeOtherSessions(current)))).toEqual(['delete']);
+    expect(await backend.during(async () => (ended = await store.revokeOtherSessions(current)))).toEqual(['delete', 'delete']);
     expect(ended).toBe(2);
     expect((await store.listSessions('alice', 'password')).map((device) => device.handle)).toEqual([mine.session.handle]);
     for (const other of others) expect(await visit(store, other.cookie)).toMatchObject({ isNew: true });
@@ -156,8 +156,22 @@ describe.each(backends)('devices on $name', (backend: Backend) => {
     expect(device?.details).toEqual({ ip: '192.0.2.7', trusted: false });
   });
 
-  it('refuses describeDevice results that are not small flat data, writing nothing', async () => {
-    for (const bad of [{ nested: { a: 1 } }, { big: 'x'.repeat(2000) }, ['a'], { n: Number.NaN }]) {
+  it('keeps what a client sends within bounds instead of failing the sign-in', async () => {
+    const { store } = await makeStore({
+      describeDevice: (req) => ({ forwarded: req.headers.get('x-forwarded-for'), country: req.headers.get('cf-ipcountry'), ...Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`k${i}`, 'v'.repeat(200)])) }),
+    });
+    const req = new Request('https://app.example/', { headers: { 'x-forwarded-for': '1'.repeat(5000) } });
+    const session = await store.get(req, 'sid');
+    session.values = { user: 'alice', provider: 'password' };
+    expect(await store.save(req, new Headers(), session)).toBe('created');
+    const [device] = await store.listSessions('alice', 'password');
+    expect(device?.details?.forwarded).toHaveLength(256);
+    expect(device?.details).not.toHaveProperty('country'); // null: left out
+    expect(Buffer.byteLength(JSON.stringify(device?.details))).toBeLessThanOrEqual(1024);
+  });
+
+  it('refuses describeDevice results that are not flat data, writing nothing', async () => {
+    for (const bad of [{ nested: { a: 1 } }, ['a'], { n: Number.NaN }]) {
       const { store, raw } = await makeStore({ describeDevice: () => bad as unknown as Record<string, string> });
       const req = requestWith();
       const session = await store.get(req, 'sid');

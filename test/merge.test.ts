@@ -47,4 +47,28 @@ describe('mergeSessionText', () => {
       { seed: 20261123, numRuns: 300 },
     );
   });
+
+  it('moves the owner as one pair, and does not merge at all when this request changed the owner', () => {
+    const base = text({ user: '111', provider: 'google', cart: 1 });
+    // Another request switched the provider; this one only changed the cart: the stored pair stands.
+    expect(merge(base, text({ user: '111', provider: 'google', cart: 2 }), text({ user: '111', provider: 'github', cart: 1 })).values).toEqual({
+      user: '111',
+      provider: 'github',
+      cart: 2,
+    });
+    // This request signed in as someone else: nothing of the previous owner's parallel writes carries over.
+    const theirs = text({ user: '111', provider: 'google', cart: 1, mfaVerifiedAt: 5 });
+    expect(merge(base, text({ user: '222', provider: 'google' }), theirs).values).toEqual({ user: '222', provider: 'google' });
+    // This request signed out (cleared the owner): its values stand, no half-removed pair.
+    expect(merge(base, text({ cart: 1 }), text({ user: '333', provider: 'google', cart: 1 })).values).toEqual({ cart: 1 });
+  });
+
+  it('flash keys named like Object.prototype members merge as plain keys', () => {
+    const base = text({}, {});
+    const ours = text({}, { constructor: ['mine'] });
+    const theirs = text({}, { constructor: ['theirs'] });
+    const merged = merge(base, ours, theirs).flashes;
+    expect(merged.constructor).toEqual(['theirs', 'mine']);
+  });
 });
+

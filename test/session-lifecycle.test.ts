@@ -167,12 +167,18 @@ async function finish(model: Model, real: Real, slot: number, action: Action): P
 
 /**
  * The merge rule: per top-level key, a key this request changed (or removed)
- * since it loaded `base` takes its value; every other key the stored one.
+ * since it loaded `base` takes its value; every other key the stored one;
+ * the owner pair moves as one; a change of an existing owner takes ours whole.
  */
 function mergeModel(base: Values, ours: Values, theirs: Values): Values {
+  const owner = ['user', 'provider'];
+  const ownerChanged = owner.some((key) => ours[key] !== base[key]);
+  // A sign-in as someone else (the session had an owner) takes nothing from parallel writes.
+  if (ownerChanged && owner.some((key) => base[key] !== undefined)) return ours;
   const merged: Values = {};
   for (const key of new Set([...Object.keys(theirs), ...Object.keys(ours), ...Object.keys(base)])) {
-    const source = JSON.stringify(ours[key]) !== JSON.stringify(base[key]) ? ours : theirs;
+    const changedHere = owner.includes(key) ? ownerChanged : JSON.stringify(ours[key]) !== JSON.stringify(base[key]);
+    const source = changedHere ? ours : theirs;
     if (Object.hasOwn(source, key)) merged[key] = source[key];
   }
   return merged;

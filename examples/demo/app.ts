@@ -71,9 +71,9 @@ export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoVa
       <table>
         <tr><th>Browser</th><th>Signed in</th><th>Last seen</th><th></th></tr>
         ${devices.map((device) => html`<tr class="device">
-          <td>${device.userAgent ?? 'unknown browser'}${device.handle === session.handle ? html` <strong class="this-device">(this device)</strong>` : ''}</td>
+          <td>${device.userAgent ?? 'unknown browser'}${device.handle !== '' && device.handle === session.handle ? html` <strong class="this-device">(this device)</strong>` : ''}</td>
           <td>${device.createdAt.toISOString()}</td><td>${device.lastSeenAt.toISOString()}</td>
-          <td>${device.handle === session.handle ? '' : html`<form method="post" action="/devices/revoke">
+          <td>${device.handle === session.handle || device.handle === '' ? '' : html`<form method="post" action="/devices/revoke">
             <input type="hidden" name="handle" value="${device.handle}"><button type="submit">Revoke</button></form>`}</td>
         </tr>`)}
       </table>
@@ -87,7 +87,8 @@ export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoVa
     const { user } = session.values;
     // Scoped to the signed-in user: a handle of another account ends nothing.
     if (user !== undefined && typeof handle === 'string' && /^[A-Za-z0-9_-]{22}$/.test(handle)) {
-      session.addFlash((await store.revokeSession(user, provider, handle)) ? 'Device signed out.' : 'That device was already signed out.');
+      // false: already ended, or it regenerated meanwhile under a new handle: the list shows which.
+      session.addFlash((await store.revokeSession(user, provider, handle)) ? 'Device signed out.' : 'That device is not in the list any more.');
     }
     return c.redirect('/devices', 303);
   });
