@@ -180,4 +180,15 @@ describe.each(backends)('devices on $name', (backend: Backend) => {
       expect(await raw.count()).toBe(0);
     }
   });
+
+  it('lists no session past the absolute lifetime, as get does', async () => {
+    const place = `abs_${Math.random().toString(36).slice(2, 8)}`;
+    const { store: unlimited } = await backend.sessionStore<Values>({ keyPairs }, place);
+    await signIn(unlimited, 'alice');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const { store: limited } = await backend.sessionStore<Values>({ keyPairs, absoluteMaxAge: 1 }, place);
+    expect(await limited.listSessions('alice', 'password')).toEqual([]);
+    expect(await unlimited.listSessions('alice', 'password')).toHaveLength(1);
+  });
 });
+
