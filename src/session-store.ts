@@ -115,7 +115,7 @@ const defaultTouchAfterSeconds = 3600;
 const defaultMaxValuesBytes = 1024 * 1024;
 const defaultUnsealCacheSize = 10_000;
 const defaultTimeoutMs = 10_000;
-const maxLogoutPasses = 5;
+const maxDeletePasses = 5;
 /**
  * Compare-and-set attempts of one save before it gives up (each after a
  * merge and a short random pause, so that many parallel writers of one
@@ -439,7 +439,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     state.expiresAt = found.expiresAt;
     state.createdAt = found.createdAt;
     state.storedLifetime = lifetimeKey(found.lifetime);
-    state.sealedWithCurrentKey = true;
+    state.cookieDelivered = true;
     state.olderKey = !unsealed.sealedWithCurrentKey;
     state.version = found.version;
     return session;
@@ -507,7 +507,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       lifetimeChanged || state.olderKey || refreshDue(storedExpiry, wantedExpiry, record.lifetime, this.#touchAfterMs);
     const expiresAt = refresh ? wantedExpiry : storedExpiry;
     const cookie =
-      refresh || !state.sealedWithCurrentKey ? await this.#sealedCookie(session, session.id, expiresAt) : undefined;
+      refresh || !state.cookieDelivered ? await this.#sealedCookie(session, session.id, expiresAt) : undefined;
     if (changed || refresh) {
       // A session from before handles gets one with this write.
       const handle = session.handle === '' ? newHandle() : undefined;
@@ -644,7 +644,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     state.version = version;
     state.olderKey = false;
     state.readFlashKeys = new Set();
-    state.sealedWithCurrentKey = false;
+    state.cookieDelivered = false;
   }
 
   /**
@@ -655,7 +655,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   #send(target: CookieTarget, session: Session<V>, cookie: string): void {
     appendSetCookie(target, cookie);
     const state = session[sessionState];
-    state.sealedWithCurrentKey = true;
+    state.cookieDelivered = true;
     state.deadCookie = false;
   }
 
@@ -696,7 +696,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
  */
 async function inPasses(pass: () => Promise<number>): Promise<number> {
   let ended = 0;
-  for (let count = 1; count <= maxLogoutPasses; count++) {
+  for (let count = 1; count <= maxDeletePasses; count++) {
     const deleted = await pass();
     ended += deleted;
     if (count >= 2 && deleted === 0) break;

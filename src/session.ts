@@ -52,8 +52,8 @@ export interface SessionState {
   createdAt: Date | undefined;
   /** The lifetime stored with the document, `maxAge` and `persistent`, as last read or written. */
   storedLifetime: string | undefined;
-  /** Whether the cookie the browser holds is the current one: false until a written session's cookie is delivered. */
-  sealedWithCurrentKey: boolean;
+  /** Whether the browser holds the current cookie: false from a write until its cookie reaches the target. */
+  cookieDelivered: boolean;
   /** The request's cookie was sealed under an older key pair: the next save refreshes (a guarded write) and re-seals it. */
   olderKey: boolean;
   /** `regenerate()` was called: the next save replaces the document under a new id. */
@@ -123,7 +123,7 @@ export class Session<V extends Storable<V> = SessionValues> {
     expiresAt: undefined,
     createdAt: undefined,
     storedLifetime: undefined,
-    sealedWithCurrentKey: false,
+    cookieDelivered: false,
     olderKey: false,
     regenerating: false,
     deadCookie: false,

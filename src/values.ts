@@ -49,7 +49,7 @@ export type Flashes = Record<string, unknown[]>;
 export const flashesKey = '$flashes';
 
 /** How a caller's object key is stored: one more `$` in front of a key that starts with `$`. */
-export function storedKey(key: string): string {
+function storedKey(key: string): string {
   return key.startsWith('$') ? `$${key}` : key;
 }
 
