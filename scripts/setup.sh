@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-node --import tsx test/mongo-server.ts build
+node --import tsx servers/mongo.ts build
 
 packages=()
 [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || packages+=(chromium chromium-driver)

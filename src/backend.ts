@@ -170,13 +170,42 @@ export interface SessionBackend {
   deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number>;
   /** Counts live records (not replaced ones). */
   countLive(): Promise<number>;
-  /** Deletes expired records (replaced ones included, once their short life is over). @returns how many. */
-  deleteExpired(): Promise<number>;
+  /**
+   * Deletes expired records (replaced ones included, once their short life
+   * is over). With a signal: stops waiting when it aborts, as runOperation.
+   * @returns how many.
+   */
+  deleteExpired(signal?: AbortSignal): Promise<number>;
 }
 
 /** The key a record is stored under: the id, or its SHA-256 (hex) with `hashIds`. */
 export function storageKey(id: string, hashIds: boolean): string {
   return hashIds ? createHash('sha256').update(id).digest('hex') : id;
+}
+
+/** How long a store waits for one database call unless configured otherwise, in milliseconds. */
+export const defaultTimeoutMs = 10_000;
+
+/**
+ * Runs `call` with a signal that aborts after `timeoutMs` (0: no bound and no
+ * signal). A call that gives up on that signal rejects with
+ * SessionStoreError naming the operation, its cause the TimeoutError.
+ */
+export async function withTimeout<T>(
+  operation: string,
+  timeoutMs: number,
+  call: (signal: AbortSignal | undefined) => Promise<T>,
+): Promise<T> {
+  if (timeoutMs === 0) return call(undefined);
+  const signal = AbortSignal.timeout(timeoutMs);
+  try {
+    return await call(signal);
+  } catch (error) {
+    if (signal.aborted && error === signal.reason) {
+      throw new SessionStoreError(`${operation}: the database did not answer within ${timeoutMs} ms`, { cause: error });
+    }
+    throw error;
+  }
 }
 
 /**

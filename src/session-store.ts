@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseCookies } from 'cookie';
-import { type Lifetime, type LiveWrite, type SessionBackend, writeFailure } from './backend.ts';
+import { defaultTimeoutMs, type Lifetime, type LiveWrite, type SessionBackend, withTimeout, writeFailure } from './backend.ts';
 import { isValidInterval, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
 import { type DeviceDetailsInput, deviceFieldsFor, type DeviceInfo, isHandle, newHandle, toDeviceInfo } from './devices.ts';
@@ -58,7 +58,8 @@ export interface SessionStoreConfig {
   /**
    * Longest time, in milliseconds, that `get`, `new` and `save` wait for one
    * database command before rejecting with SessionStoreError (cause: a
-   * TimeoutError). The command is abandoned, not cancelled: a write may
+   * TimeoutError); a `startAutoClean` tick waits as long, then reports that
+   * error to `onError` and the loop goes on. The command is abandoned, not cancelled: a write may
    * still complete on the server. Default 10,000; 0 waits as long as the
    * driver does (30 s of server selection for MongoDB's default client).
    */
@@ -114,7 +115,6 @@ const sessionStoreConfigKeys = [
 const defaultTouchAfterSeconds = 3600;
 const defaultMaxValuesBytes = 1024 * 1024;
 const defaultUnsealCacheSize = 10_000;
-const defaultTimeoutMs = 10_000;
 const maxDeletePasses = 5;
 /**
  * Compare-and-set attempts of one save before it gives up (each after a
@@ -400,7 +400,10 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     }
     this.#autoCleanRunning = true;
     try {
-      await runEvery(signal, intervalMs, () => this.#sessions.deleteExpired(), this.#onError);
+      // Each tick is bounded like any call: a command lost on a dead
+      // connection must not stop the housekeeping for good.
+      const tick = () => this.#withTimeout('deleteExpired', (bound) => this.#sessions.deleteExpired(bound));
+      await runEvery(signal, intervalMs, tick, this.#onError);
     } finally {
       this.#autoCleanRunning = false;
     }
@@ -670,19 +673,8 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   }
 
   /** Runs one database call bounded by `timeoutMs`; a timeout becomes SessionStoreError. */
-  async #withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
-    if (this.#timeoutMs === 0) return call(undefined);
-    const signal = AbortSignal.timeout(this.#timeoutMs);
-    try {
-      return await call(signal);
-    } catch (error) {
-      if (signal.aborted && error === signal.reason) {
-        throw new SessionStoreError(`${operation}: the database did not answer within ${this.#timeoutMs} ms`, {
-          cause: error,
-        });
-      }
-      throw error;
-    }
+  #withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    return withTimeout(operation, this.#timeoutMs, call);
   }
 }
 

@@ -4,7 +4,7 @@
  * any SessionBackend. MongoDBStore (MongoDB) and PostgresStore (PostgreSQL)
  * are this class over their backends.
  */
-import type { SessionBackend } from './backend.ts';
+import { defaultTimeoutMs, type SessionBackend, withTimeout } from './backend.ts';
 import { isValidInterval, runEvery } from './cleanup.ts';
 import { SessionOptionsError } from './errors.ts';
 
@@ -19,6 +19,14 @@ export interface TokenStoreConfig {
    * Default false.
    */
   hashTokens?: boolean | undefined;
+  /**
+   * Longest wait, in milliseconds, for one cleanup tick's command; a tick
+   * past it is reported to `onError` as SessionStoreError (cause: a
+   * TimeoutError) and the cleanup goes on, so a command lost on a dead
+   * connection cannot stop it for good. Default 10,000; 0 waits as long as
+   * the driver does.
+   */
+  cleanupTimeout?: number | undefined;
   /** Receives each failed cleanup tick. Default: `console.error`. */
   onError?: ((error: unknown) => void) | undefined;
 }
@@ -54,11 +62,15 @@ export class TokenStore {
   readonly #cleanup = new AbortController();
   readonly #cleanupLoop: Promise<void>;
 
-  /** @throws TypeError for a cleanupInterval that is not a number >= 0. */
+  /** @throws SessionOptionsError for a cleanupInterval or cleanupTimeout that is not a number >= 0. */
   constructor(backend: SessionBackend, config: TokenStoreConfig = {}) {
     const interval = config.cleanupInterval ?? defaultCleanupInterval;
     if (interval !== 0 && !isValidInterval(interval)) {
       throw new SessionOptionsError('cleanupInterval must be a number of milliseconds >= 0');
+    }
+    const timeout = config.cleanupTimeout ?? defaultTimeoutMs;
+    if (timeout !== 0 && !isValidInterval(timeout)) {
+      throw new SessionOptionsError('cleanupTimeout must be a number of milliseconds >= 0');
     }
     this.#hashTokens = config.hashTokens ?? false;
     this.#tokens = backend;
@@ -66,7 +78,7 @@ export class TokenStore {
     this.#cleanupLoop =
       interval === 0
         ? Promise.resolve()
-        : runEvery(this.#cleanup.signal, interval, () => this.#tokens.deleteExpired(), onError);
+        : runEvery(this.#cleanup.signal, interval, () => withTimeout('deleteExpired', timeout, (signal) => backend.deleteExpired(signal)), onError);
   }
 
   /** Creates the backend's schema now rather than before the first command. */

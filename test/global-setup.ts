@@ -5,8 +5,8 @@
  * Failing to find either fails the run: database tests are never skipped.
  */
 import type { TestProject } from 'vitest/node';
-import { resolveMongoServer } from './mongo-server.ts';
-import { resolvePostgresServer } from './postgres-server.ts';
+import { resolveMongoServer } from '../servers/mongo.ts';
+import { resolvePostgresServer } from '../servers/postgres.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -201,9 +201,11 @@ describe('background cleanup', () => {
     await dead.close();
   });
 
-  it('refuses a negative or non-numeric interval', async () => {
+  it('refuses a negative or non-numeric interval or timeout', async () => {
     await expect(backend.tokenStore({ cleanupInterval: -1 })).rejects.toThrow(TypeError);
     await expect(backend.tokenStore({ cleanupInterval: Number.NaN })).rejects.toThrow(TypeError);
+    await expect(backend.tokenStore({ cleanupTimeout: -1 })).rejects.toThrow(TypeError);
+    await expect(backend.tokenStore({ cleanupTimeout: Number.POSITIVE_INFINITY })).rejects.toThrow(TypeError);
   });
 });
 });

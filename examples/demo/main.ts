@@ -10,7 +10,7 @@
 import { serve } from '@hono/node-server';
 import { MongoClient } from 'mongodb';
 import { MongoStore } from '../../src/index.ts';
-import { resolveMongoServer } from '../../test/mongo-server.ts';
+import { resolveMongoServer } from '../../servers/mongo.ts';
 import { createApp, type DemoValues } from './app.ts';
 import { keyPairsFromEnvironment } from './keys.ts';
 

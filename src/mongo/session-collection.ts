@@ -318,8 +318,8 @@ export class SessionCollection implements SessionBackend {
   }
 
   /** Deletes expired documents. One command. @returns how many. */
-  async deleteExpired(): Promise<number> {
-    const result = await this.#run('deleteExpired', undefined, () =>
+  async deleteExpired(signal?: AbortSignal): Promise<number> {
+    const result = await this.#run('deleteExpired', signal, () =>
       this.#collection.deleteMany({ expiresAt: { $lte: new Date() } }),
     );
     return result.deletedCount;

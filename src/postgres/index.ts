@@ -1,13 +1,17 @@
 /**
  * mongostore/postgres: the same two store APIs on PostgreSQL, through the
  * `pg` driver's Pool. PostgresSessionStore is MongoStore's twin;
- * PostgresStore is scs's pgxstore / bunstore.
+ * PostgresStore is scs's pgxstore / bunstore. Everything the stores share
+ * (Session, the errors, the option and value types) is exported here too,
+ * so a PostgreSQL-only app never loads the MongoDB driver.
  */
 import type { Pool } from 'pg';
 import { SessionStore, type SessionStoreConfig } from '../session-store.ts';
 import { TokenStore, type TokenStoreConfig } from '../token-store.ts';
 import type { SessionValues, Storable } from '../values.ts';
 import { SessionTable } from './session-table.ts';
+
+export * from '../shared.ts';
 
 /** Configuration of a {@link PostgresSessionStore}. Only `keyPairs` is required. */
 export interface PostgresSessionStoreConfig extends SessionStoreConfig {
@@ -38,7 +42,7 @@ export interface PostgresStoreConfig extends TokenStoreConfig {
 /**
  * scs's token store on PostgreSQL (pgxstore / bunstore parity), with
  * MongoDBStore's methods and semantics (see {@link TokenStore}).
- * @throws SessionOptionsError for a bad cleanupInterval or table name.
+ * @throws SessionOptionsError for a bad cleanupInterval, cleanupTimeout or table name.
  */
 export class PostgresStore extends TokenStore {
   constructor(pool: Pool, config: PostgresStoreConfig = {}) {

@@ -245,8 +245,8 @@ export class SessionTable implements SessionBackend {
     return Number(result.rows[0]?.count ?? 0);
   }
 
-  async deleteExpired(): Promise<number> {
-    const result = await this.#query('deleteExpired', undefined, `DELETE FROM ${this.#table} WHERE expiry <= now()`, []);
+  async deleteExpired(signal?: AbortSignal): Promise<number> {
+    const result = await this.#query('deleteExpired', signal, `DELETE FROM ${this.#table} WHERE expiry <= now()`, []);
     return result.rowCount ?? 0;
   }
 

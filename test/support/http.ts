@@ -43,3 +43,17 @@ export function onlyCookie(headers: Headers): SentCookie {
   return cookies[0] as SentCookie;
 }
 
+
+/**
+ * Headers that refuse every change, as a `Response.redirect()`'s do on Node
+ * and Deno (Bun's are mutable, so the tests cannot rely on those).
+ */
+export class ImmutableHeaders extends Headers {
+  override append(): never {
+    throw new TypeError('immutable headers');
+  }
+
+  override set(): never {
+    throw new TypeError('immutable headers');
+  }
+}

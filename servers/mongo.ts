@@ -6,12 +6,12 @@
  *  2. mongodb-memory-server: `MONGOMS_SYSTEM_BINARY`, a cached mongod, or a
  *     download (refused at once on machines that reach only package registries).
  *  3. FerretDB (SQLite backend), embedded in the small Go program under
- *     `test/ferretdb/`, built once with the Go toolchain and cached in `.cache/`.
+ *     `servers/ferretdb/`, built once with the Go toolchain and cached in `.cache/`.
  *
  * Otherwise it throws one error that names all three ways.
  *
- * Run as a script (`node --import tsx test/mongo-server.ts build`) it only
- * builds the FerretDB launcher, which is what `.ci/run` does before the tests.
+ * Run as a script (`node --import tsx servers/mongo.ts build`) it only
+ * builds the FerretDB launcher, which is what `scripts/setup.sh` (part of `npm run check`) does first.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -41,7 +41,7 @@ export interface FerretDBServer extends MongoTestServer {
 }
 
 const projectRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
-const launcherSource = join(projectRoot, 'test', 'ferretdb');
+const launcherSource = join(projectRoot, 'servers', 'ferretdb');
 const launcherCache = join(projectRoot, '.cache', 'ferretdb');
 
 /** Resolves a server in the documented order; throws when none can be had. */
@@ -56,7 +56,9 @@ export async function resolveMongoServer(): Promise<MongoTestServer> {
     failures.push(`mongodb-memory-server: ${firstLine(error)}`);
   }
   try {
-    return await startFerretDB();
+    const ferret = await startFerretDB();
+    // One line says why there is no real mongod, not a stack trace.
+    return { ...ferret, description: `${ferret.description} (no mongod: ${failures[0]})` };
   } catch (error) {
     failures.push(`FerretDB: ${firstLine(error)}`);
   }
@@ -65,7 +67,7 @@ export async function resolveMongoServer(): Promise<MongoTestServer> {
       'No MongoDB-compatible server for the tests. Provide one of:',
       '  1. MONGODB_URI=mongodb://... pointing at a running MongoDB (or compatible) server;',
       '  2. a mongod for mongodb-memory-server (MONGOMS_SYSTEM_BINARY=/path/to/mongod, or network access to download one);',
-      '  3. the Go toolchain (`go` on PATH) so that the embedded FerretDB in test/ferretdb/ can be built.',
+      '  3. the Go toolchain (`go` on PATH) so that the embedded FerretDB in servers/ferretdb/ can be built.',
       'What was tried:',
       ...failures.map((f) => `  - ${f}`),
     ].join('\n'),
@@ -100,8 +102,11 @@ async function serverVersion(uri: string): Promise<string> {
 async function startMemoryServer(): Promise<MongoTestServer> {
   // A download that is refused should fail at once, not after three retries.
   process.env.MONGOMS_MAX_RETRIES ??= '0';
-  const { MongoMemoryServer } = await import('mongodb-memory-server');
-  const server = await MongoMemoryServer.create();
+  const { MongoBinary, MongoMemoryServer } = await import('mongodb-memory-server');
+  // Resolving the binary first fails quietly; MongoMemoryServer.create
+  // would print a stack trace of the refused download before rethrowing.
+  const systemBinary = await MongoBinary.getPath();
+  const server = await MongoMemoryServer.create({ binary: { systemBinary } });
   const uri = server.getUri();
   return {
     uri,
@@ -209,7 +214,7 @@ function run(command: string, args: string[], cwd: string): Promise<void> {
 
 function firstLine(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  return message.split('\n')[0] ?? message;
+  return (message.split('\n')[0] ?? message).replace(/,? *Details: *$/, '');
 }
 
 function redact(uri: string): string {

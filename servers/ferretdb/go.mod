@@ -1,4 +1,4 @@
-module github.com/mongostore/mongostore/test/ferretdb
+module github.com/mongostore/mongostore/servers/ferretdb
 
 go 1.24
 

@@ -28,7 +28,7 @@ export async function resolvePostgresServer(): Promise<PostgresTestServer> {
   if (!bin) {
     throw new Error(
       'No PostgreSQL for the tests: set PG_URI=postgres://..., or install Debian\'s postgresql package ' +
-        '(bash scripts/setup.sh does) so a throwaway cluster can be started.',
+        '(npm run check does, through scripts/setup.sh) so a throwaway cluster can be started.',
     );
   }
   const dir = await mkdtemp(join(tmpdir(), 'mongostore-pg-'));

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `npm run check`: everything CI checks, after `npm ci`. Prints the time of
+# each part. See README, "Contributing".
+#
+#   set-up      FerretDB launcher (cached), Debian's PostgreSQL and Chromium
+#               when missing, the runtimes of scripts/runtimes/package.json
+#   static      type check and linter
+#   tests       the whole suite on Node 20, 22 and 24, Bun and Deno (from
+#               npm packages), then on Node 20 with the mongodb 6.x driver
+#   package     publint, @arethetypeswrong and the README's quick starts
+#               installed from the packed tarball (scripts/package-check.ts)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runtimes="$PWD/scripts/runtimes/node_modules"
+bun_bin="$runtimes/@oven/bun-linux-x64/bin"
+deno_bin="$runtimes/@deno/linux-x64-glibc"
+part() {
+  local started=$SECONDS
+  echo "check: $1"
+  "${@:2}"
+  echo "check: '$1' took $((SECONDS - started)) s"
+}
+
+# The suite on one runtime: the runtime's own binaries first on PATH, so the
+# workers vitest starts and the demo the browser test spawns run on it too.
+suite_on() {
+  local bin=$1
+  shift
+  PATH="$bin:$PATH" "$@"
+}
+
+part "set-up: servers and Debian packages" bash scripts/setup.sh
+part "set-up: runtimes (npm ci in scripts/runtimes)" npm ci --prefix scripts/runtimes --no-audit --no-fund --loglevel=error
+part "typecheck" npm run typecheck
+part "lint" npm run lint
+
+part "tests on Node 20" suite_on "$runtimes/node20/bin" env EXPECT_RUNTIME="node 20" node node_modules/vitest/vitest.mjs run
+part "tests on Node 22" suite_on "$runtimes/node22/bin" env EXPECT_RUNTIME="node 22" node node_modules/vitest/vitest.mjs run
+part "tests on Node 24" suite_on "$runtimes/node24/bin" env EXPECT_RUNTIME="node 24" node node_modules/vitest/vitest.mjs run
+# --bun: plain `bun x` would run vitest on Node.
+part "tests on Bun" suite_on "$bun_bin" env EXPECT_RUNTIME=bun bun --bun x vitest run
+part "tests on Deno" suite_on "$deno_bin" env EXPECT_RUNTIME=deno deno run -A npm:vitest run
+part "tests on Node 20 with the mongodb 6.x driver" \
+  suite_on "$runtimes/node20/bin" env EXPECT_RUNTIME="node 20" MONGODB_DRIVER=6 node node_modules/vitest/vitest.mjs run
+
+part "package checks" suite_on "$runtimes/node20/bin" env BUN="$bun_bin/bun" DENO="$deno_bin/deno" \
+  node --import tsx scripts/package-check.ts
