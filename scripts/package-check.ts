@@ -177,6 +177,8 @@ interface Consumer {
   env: NodeJS.ProcessEnv;
   flow: (base: string) => Promise<void>;
   absent: string[];
+  /** The package's entry points the app imports. */
+  entryPoints: string[];
 }
 
 async function checkConsumer(work: string, tarball: string, consumer: Consumer): Promise<void> {
@@ -219,6 +221,11 @@ async function checkConsumer(work: string, tarball: string, consumer: Consumer):
   console.log(`package check: ${consumer.name}: type-checks with moduleResolution node16`);
   await run(process.execPath, [tsc, '-p', 'tsconfig.bundler.json'], dir);
   console.log(`package check: ${consumer.name}: type-checks with moduleResolution bundler`);
+  // CommonJS: require() of each entry point this app uses (Node 20.19+ and Bun load ES modules so).
+  const requires = consumer.entryPoints.map((entry) => `require(${JSON.stringify(entry)});`).join(' ');
+  for (const runtime of [process.execPath, bun]) {
+    await run(runtime, ['-e', `${requires} console.log('required: ${consumer.entryPoints.join(', ')}')`], dir);
+  }
 
   const env = { ...consumer.env, SESSION_KEY: randomBytes(32).toString('base64url') };
   await withApp(`${consumer.name} on Node ${process.version}`, process.execPath, ['out/app.js'], dir, env, consumer.flow);
@@ -243,8 +250,15 @@ try {
   await run('npm', ['pack', '--pack-destination', work, '--silent'], root);
   const tarball = join(work, (await readdir(work)).find((file) => file.endsWith('.tgz')) ?? 'missing.tgz');
   await run(process.execPath, [join(root, 'node_modules', 'publint', 'src', 'cli.js'), 'run', '--strict', tarball], root);
-  // ESM only, by design: the CommonJS resolutions are not checked.
-  await run(process.execPath, [join(root, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js'), '--profile', 'esm-only', tarball], root);
+  // node16 (from ESM and from CommonJS) and bundler; node10, which knows no
+  // `exports`, is ignored. attw counts a require() of an ES module as an
+  // error, which it is not on the Node versions `engines` names (20.19+):
+  // below, each consumer require()s its entry points for real instead.
+  await run(
+    process.execPath,
+    [join(root, 'node_modules', '@arethetypeswrong', 'cli', 'dist', 'index.js'), '--profile', 'node16', tarball, '--ignore-rules', 'cjs-resolves-to-esm'],
+    root,
+  );
 
   const shared = {
     hono: installedVersion('hono'),
@@ -259,6 +273,7 @@ try {
     env: { MONGODB_URI: mongo.uri },
     flow: mongoFlow,
     absent: ['pg'],
+    entryPoints: ['mongostore', 'mongostore/hono'],
   });
   await checkConsumer(work, tarball, {
     name: 'quick-start-postgres',
@@ -268,6 +283,7 @@ try {
     env: { DATABASE_URL: postgres.uri },
     flow: postgresFlow,
     absent: ['mongodb'],
+    entryPoints: ['mongostore/postgres', 'mongostore/hono'],
   });
   console.log('package check: all good');
 } finally {

@@ -64,7 +64,7 @@ export async function resolveMongoServer(): Promise<MongoTestServer> {
   }
   throw new Error(
     [
-      'No MongoDB-compatible server for the tests. Provide one of:',
+      'No MongoDB-compatible server (for the demo, the tests or the bench). Provide one of:',
       '  1. MONGODB_URI=mongodb://... pointing at a running MongoDB (or compatible) server;',
       '  2. a mongod for mongodb-memory-server (MONGOMS_SYSTEM_BINARY=/path/to/mongod, or network access to download one);',
       '  3. the Go toolchain (`go` on PATH) so that the embedded FerretDB in servers/ferretdb/ can be built.',

@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto';
 import { SessionStoreError } from './errors.ts';
 import type { Owner } from './owner.ts';
+import type { DatabaseDescription } from './telemetry.ts';
 
 export type { Owner } from './owner.ts';
 
@@ -127,6 +128,8 @@ export const replacedRecordMs = 60 * 1000;
  * (an AbortError or TimeoutError) when it aborts.
  */
 export interface SessionBackend {
+  /** What and where the database is, for telemetry (`db.system.name`, `db.namespace`, `db.collection.name`). */
+  readonly database: DatabaseDescription;
   /** Creates indexes or tables once per instance; retried after a failure. */
   ensureSchema(): Promise<void>;
   /** The live record for `id`, a replaced one, or undefined when missing or expired. */
@@ -170,6 +173,8 @@ export interface SessionBackend {
   deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number>;
   /** Counts live records (not replaced ones). */
   countLive(): Promise<number>;
+  /** Counts live records (not replaced ones) by owner provider; null: records without an owner. */
+  countLiveByProvider(): Promise<Map<string | null, number>>;
   /**
    * Deletes expired records (replaced ones included, once their short life
    * is over). With a signal: stops waiting when it aborts, as runOperation.

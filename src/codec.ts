@@ -33,6 +33,8 @@ export type Unsealed =
   | {
       readonly ok: true;
       readonly id: string;
+      /** The id of the key pair that sealed it. */
+      readonly keyPairId: string;
       /** False when an older pair sealed it: the next save should re-seal. */
       readonly sealedWithCurrentKey: boolean;
     }
@@ -41,6 +43,7 @@ export type Unsealed =
 interface CacheEntry {
   readonly name: string;
   readonly id: string;
+  readonly keyPairId: string;
   readonly sealedWithCurrentKey: boolean;
   readonly sealExpiresAt: number;
 }
@@ -50,6 +53,8 @@ const maxCookieValueLength = 4096;
 
 /** Seals and unseals session ids under a list of key pairs. */
 export class CookieCodec {
+  /** Each configured pair's id, in the configured order (the first seals). */
+  readonly keyPairIds: readonly string[];
   readonly #passwords: Record<string, password.Specific>;
   readonly #sealingPassword: password.Specific;
   readonly #cache = new Map<string, CacheEntry>();
@@ -70,6 +75,7 @@ export class CookieCodec {
       throw new SessionOptionsError('unsealCacheSize must be a whole number >= 0');
     }
     this.#passwords = {};
+    const ids: string[] = [];
     const integrityKeys = new Set<string>();
     const encryptionKeys = new Set<string>();
     for (const [index, pair] of keyPairs.entries()) {
@@ -77,7 +83,9 @@ export class CookieCodec {
       integrityKeys.add(Buffer.from(keys.integrity).toString('hex'));
       encryptionKeys.add(Buffer.from(keys.encryption).toString('hex'));
       this.#passwords[keys.id] ??= { id: keys.id, integrity: keys.integrity, encryption: keys.encryption };
+      ids.push(keys.id);
     }
+    this.keyPairIds = Object.freeze(ids);
     // Within a pair deriveKeyPair keeps the two keys apart; across pairs, a
     // key given as one pair's authentication key and another's encryption
     // key would serve both algorithms.
@@ -113,7 +121,7 @@ export class CookieCodec {
         this.#cache.delete(value);
         this.#cache.set(value, cached);
         return cached.name === name
-          ? { ok: true, id: cached.id, sealedWithCurrentKey: cached.sealedWithCurrentKey }
+          ? { ok: true, id: cached.id, keyPairId: cached.keyPairId, sealedWithCurrentKey: cached.sealedWithCurrentKey }
           : { ok: false, reason: 'wrong-name' };
       }
       this.#cache.delete(value);
@@ -140,12 +148,13 @@ export class CookieCodec {
     const entry: CacheEntry = {
       name: payload.n,
       id: payload.i,
+      keyPairId: passwordId,
       sealedWithCurrentKey: passwordId === this.#sealingPassword.id,
       sealExpiresAt: expiration === '' ? Number.POSITIVE_INFINITY : Number(expiration),
     };
     this.#remember(value, entry);
     if (entry.name !== name) return { ok: false, reason: 'wrong-name' };
-    return { ok: true, id: entry.id, sealedWithCurrentKey: entry.sealedWithCurrentKey };
+    return { ok: true, id: entry.id, keyPairId: entry.keyPairId, sealedWithCurrentKey: entry.sealedWithCurrentKey };
   }
 
   /** How many verified values the cache holds now (for tests and metrics). */

@@ -18,7 +18,9 @@ import { mergeSessionText } from './merge.ts';
 import { checkKnownKeys, maxMaxAge, resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
 import { checkOwnerArgument, type Owner, ownerOf } from './owner.ts';
 import { Registry, type RequestLike, toRequest } from './registry.ts';
-import { isSessionId, newSessionId, type SaveOutcome, Session, sessionState } from './session.ts';
+import { isSessionId, newSessionId, type SaveOutcome, Session, type SessionLoadError, sessionState } from './session.ts';
+import { Telemetry, type TelemetryOptions } from './telemetry.ts';
+import { instrumentBackend } from './instrumented-backend.ts';
 import { decodeSession, encodeValues, type SessionValues, type Storable } from './values.ts';
 
 export type { CookieTarget } from './cookies.ts';
@@ -68,6 +70,12 @@ export interface SessionStoreConfig {
   maxValuesBytes?: number | undefined;
   /** Verified cookie values remembered to skip unsealing. Default 10,000; 0 disables. */
   unsealCacheSize?: number | undefined;
+  /**
+   * OpenTelemetry metrics and traces (README, "Metrics and traces"). By
+   * default the global providers of `@opentelemetry/api` when it is
+   * installed; nothing is recorded without it; `false` turns it off.
+   */
+  telemetry?: TelemetryOptions | false | undefined;
   /** Receives each failed `startAutoClean` tick. Default: `console.error`. */
   onError?: ((error: unknown) => void) | undefined;
   /**
@@ -106,6 +114,7 @@ const sessionStoreConfigKeys = [
   'absoluteMaxAge',
   'saveUninitialized',
   'timeoutMs',
+  'telemetry',
   'maxValuesBytes',
   'unsealCacheSize',
   'onError',
@@ -150,6 +159,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   readonly #maxValuesBytes: number;
   readonly #onError: (error: unknown) => void;
   readonly #describeDevice: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
+  readonly #telemetry: Telemetry;
   #autoCleanRunning = false;
 
   /**
@@ -172,7 +182,19 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       throw new SessionOptionsError('describeDevice must be a function');
     }
     this.#describeDevice = config.describeDevice;
-    this.#sessions = backend;
+    this.#telemetry = Telemetry.create(config.telemetry, backend.database);
+    this.#sessions = instrumentBackend(backend, this.#telemetry);
+    this.#telemetry.observeActiveSessions(() => this.#sessions.countLiveByProvider());
+  }
+
+  /**
+   * The id of each configured key pair, in the order of `keyPairs` (the
+   * first seals). Tokens name their pair by it, and the metric
+   * `mongostore.cookie.accepted` counts cookies by it: a pair whose count
+   * stays at zero is no longer in use (README, "Keys and rotation").
+   */
+  get keyPairIds(): readonly string[] {
+    return this.#codec.keyPairIds;
   }
 
   /**
@@ -310,7 +332,9 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   async expireSessions(user: string, provider: string): Promise<number> {
     checkOwnerArgument('expireSessions: user', user);
     checkOwnerArgument('expireSessions: provider', provider);
-    return inPasses(() => this.#sessions.deleteOwnedBy(user, provider));
+    const ended = await inPasses(() => this.#sessions.deleteOwnedBy(user, provider));
+    this.#telemetry.sessionsRevoked('forced_logout', ended);
+    return ended;
   }
 
   /**
@@ -345,7 +369,9 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     checkOwnerArgument('revokeSession: user', user);
     checkOwnerArgument('revokeSession: provider', provider);
     if (!isHandle(handle)) throw new TypeError('revokeSession: handle must be a handle from listSessions');
-    return (await this.#sessions.deleteOwnedByHandle(user, provider, handle, false)) > 0;
+    const ended = await this.#sessions.deleteOwnedByHandle(user, provider, handle, false);
+    this.#telemetry.sessionsRevoked('device', ended);
+    return ended > 0;
   }
 
   /**
@@ -365,7 +391,9 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     if (user === undefined || provider === undefined) {
       throw new TypeError('revokeOtherSessions: the session has no owner (values.user and values.provider)');
     }
-    return inPasses(() => this.#sessions.deleteOwnedByHandle(user, provider, session.handle, true));
+    const ended = await inPasses(() => this.#sessions.deleteOwnedByHandle(user, provider, session.handle, true));
+    this.#telemetry.sessionsRevoked('other_devices', ended);
+    return ended;
   }
 
   /**
@@ -415,22 +443,27 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     const value = header === null ? undefined : parseCookies(header)[name];
     if (value === undefined) return session;
 
+    const rejected = (reason: SessionLoadError) => {
+      this.#telemetry.cookieRejected(reason);
+      return failed(session, reason);
+    };
     const unsealed = await this.#codec.unseal(name, value);
-    if (!unsealed.ok) return failed(session, unsealed.reason);
+    if (!unsealed.ok) return rejected(unsealed.reason);
     const found = await this.#withTimeout('find', (signal) => this.#sessions.find(unsealed.id, signal));
-    if (found === undefined) return failed(session, 'not-found');
-    if (found.state === 'replaced') return failed(session, 'replaced');
+    if (found === undefined) return rejected('not-found');
+    if (found.state === 'replaced') return rejected('replaced');
     if (this.#absoluteMaxAgeMs !== undefined && found.createdAt.getTime() + this.#absoluteMaxAgeMs <= Date.now()) {
       // Past its absolute lifetime (a limit added or lowered since it was written).
-      return failed(session, 'not-found');
+      return rejected('not-found');
     }
     const text = fromUtf8.decode(found.data);
     let decoded;
     try {
       decoded = decodeSession(text);
     } catch {
-      return failed(session, 'unreadable');
+      return rejected('unreadable');
     }
+    this.#telemetry.cookieAccepted(unsealed.keyPairId, unsealed.sealedWithCurrentKey);
     session.values = decoded.values as Partial<V>;
     session.id = unsealed.id;
     session.handle = found.handle;
@@ -485,6 +518,8 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       if (replaced.write.outcome !== 'done') return this.#end(target, session, endingOf(replaced.write));
       written = replaced.written;
     }
+    if (session.id === '') this.#telemetry.sessionCreated();
+    else this.#telemetry.sessionRegenerated();
     session.id = id;
     session.handle = device.handle;
     state.regenerating = false;
@@ -606,7 +641,10 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   }
 
   async #delete(target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
-    if (session.id !== '') await this.#withTimeout('delete', (signal) => this.#sessions.delete(session.id, signal));
+    if (session.id !== '') {
+      await this.#withTimeout('delete', (signal) => this.#sessions.delete(session.id, signal));
+      this.#telemetry.sessionEnded();
+    }
     return this.#end(target, session, 'deleted');
   }
 

@@ -31,4 +31,5 @@ export {
   type SessionStoreConfig,
 } from './session-store.ts';
 export { type CallOptions, maxTokenLength, TokenStore, type TokenStoreConfig } from './token-store.ts';
+export type { DatabaseDescription, MeterProviderLike, TelemetryOptions, TracerProviderLike } from './telemetry.ts';
 export type { Flashes, SessionValues, Storable } from './values.ts';

@@ -7,6 +7,8 @@
 import { defaultTimeoutMs, type SessionBackend, withTimeout } from './backend.ts';
 import { isValidInterval, runEvery } from './cleanup.ts';
 import { SessionOptionsError } from './errors.ts';
+import { instrumentBackend } from './instrumented-backend.ts';
+import { Telemetry, type TelemetryOptions } from './telemetry.ts';
 
 /** Configuration of a {@link TokenStore}, whatever the backend; everything is optional. */
 export interface TokenStoreConfig {
@@ -27,6 +29,13 @@ export interface TokenStoreConfig {
    * the driver does.
    */
   cleanupTimeout?: number | undefined;
+  /**
+   * OpenTelemetry traces and `db.client.operation.duration` of every call
+   * (README, "Metrics and traces"); `activeSessionsInterval` does not apply.
+   * By default the global providers of `@opentelemetry/api` when it is
+   * installed; `false` turns it off.
+   */
+  telemetry?: TelemetryOptions | false | undefined;
   /** Receives each failed cleanup tick. Default: `console.error`. */
   onError?: ((error: unknown) => void) | undefined;
 }
@@ -73,12 +82,12 @@ export class TokenStore {
       throw new SessionOptionsError('cleanupTimeout must be a number of milliseconds >= 0');
     }
     this.#hashTokens = config.hashTokens ?? false;
-    this.#tokens = backend;
+    this.#tokens = instrumentBackend(backend, Telemetry.create(config.telemetry, backend.database));
     const onError = config.onError ?? ((error) => console.error('mongostore: token cleanup failed:', error));
     this.#cleanupLoop =
       interval === 0
         ? Promise.resolve()
-        : runEvery(this.#cleanup.signal, interval, () => withTimeout('deleteExpired', timeout, (signal) => backend.deleteExpired(signal)), onError);
+        : runEvery(this.#cleanup.signal, interval, () => withTimeout('deleteExpired', timeout, (signal) => this.#tokens.deleteExpired(signal)), onError);
   }
 
   /** Creates the backend's schema now rather than before the first command. */

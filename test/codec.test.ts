@@ -20,7 +20,8 @@ describe('CookieCodec', () => {
   it('round-trips an id bound to a cookie name', async () => {
     const codec = new CookieCodec([key], 10);
     const sealed = await codec.seal('sid', id, 60_000);
-    expect(await codec.unseal('sid', sealed)).toEqual({ ok: true, id, sealedWithCurrentKey: true });
+    expect(await codec.unseal('sid', sealed)).toEqual({ ok: true, id, keyPairId: codec.keyPairIds[0], sealedWithCurrentKey: true });
+    expect(sealed.split('*')[1]).toBe(codec.keyPairIds[0]);
     expect(await codec.unseal('other', sealed)).toEqual({ ok: false, reason: 'wrong-name' });
   });
 
@@ -76,9 +77,12 @@ describe('CookieCodec', () => {
   it('reports an older pair so the store can re-seal, and a retired one as unknown', async () => {
     const old = { authentication: randomKey() };
     const sealedOld = await new CookieCodec([old], 0).seal('sid', id, 60_000);
-    expect(await new CookieCodec([key, old], 0).unseal('sid', sealedOld)).toEqual({
+    const rotated = new CookieCodec([key, old], 0);
+    expect(rotated.keyPairIds).toEqual([new CookieCodec([key], 0).keyPairIds[0], new CookieCodec([old], 0).keyPairIds[0]]);
+    expect(await rotated.unseal('sid', sealedOld)).toEqual({
       ok: true,
       id,
+      keyPairId: rotated.keyPairIds[1],
       sealedWithCurrentKey: false,
     });
     expect(await new CookieCodec([key], 0).unseal('sid', sealedOld)).toEqual({

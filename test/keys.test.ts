@@ -92,6 +92,6 @@ describe('cookies under derived keys', () => {
 
     expect(await hapiIron.unseal(sealed, { [passwordId]: hapiPassword }, hapiIron.defaults)).toEqual({ n: 'sid', i: id });
     const fromHapi = await hapiIron.seal({ n: 'sid', i: id }, hapiPassword, { ...hapiIron.defaults, ttl: 60_000 });
-    expect(await codec.unseal('sid', fromHapi)).toEqual({ ok: true, id, sealedWithCurrentKey: true });
+    expect(await codec.unseal('sid', fromHapi)).toEqual({ ok: true, id, keyPairId: passwordId, sealedWithCurrentKey: true });
   });
 });

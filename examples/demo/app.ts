@@ -1,6 +1,6 @@
 /**
  * The demo app: sign in, a visit counter, flashes, sign out, sign out
- * everywhere, and the active-session metrics. Pages are plain server-rendered
+ * everywhere, your devices, and the store's OpenTelemetry metrics. Pages are plain server-rendered
  * HTML; Hono's html helper escapes every interpolated value.
  *
  * It shows the practice we recommend: Hono's own csrf() (Origin and
@@ -15,6 +15,7 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { MongoStore } from '../../src/index.ts';
 import { type SessionEnv, sessions } from '../../src/hono.ts';
+import type { PrometheusMetrics } from './telemetry.ts';
 
 /** What the demo keeps in a session. */
 export interface DemoValues extends Record<string, unknown> {
@@ -31,7 +32,11 @@ export const cookieName = '__Host-sid';
 const provider = 'password';
 const rememberSeconds = 90 * 24 * 60 * 60;
 
-export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoValues>> {
+/**
+ * The app on `store`; `/metrics` serves `metrics.scrape()`, which should
+ * cover the MeterProvider the store was given (see telemetry.ts).
+ */
+export function createApp(store: MongoStore<DemoValues>, metrics: Pick<PrometheusMetrics, 'scrape'>): Hono<SessionEnv<DemoValues>> {
   const app = new Hono<SessionEnv<DemoValues>>();
   app.use(
     secureHeaders({
@@ -146,16 +151,10 @@ export function createApp(store: MongoStore<DemoValues>): Hono<SessionEnv<DemoVa
 
   app.get('/admin/sessions', async (c) => c.json({ active: await store.getActiveSessionsCount() }));
 
-  app.get('/metrics', async (c) => {
-    const active = await store.getActiveSessionsCount();
-    return c.text(
-      '# HELP sessions_active Sessions that have not expired.\n' +
-        '# TYPE sessions_active gauge\n' +
-        `sessions_active ${active}\n`,
-      200,
-      { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' },
-    );
-  });
+  // The store's OpenTelemetry metrics (README, "Metrics and traces"), for Prometheus.
+  app.get('/metrics', async (c) =>
+    c.text(await metrics.scrape(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }),
+  );
 
   return app;
 }

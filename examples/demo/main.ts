@@ -12,19 +12,25 @@ import { MongoClient } from 'mongodb';
 import { MongoStore } from '../../src/index.ts';
 import { resolveMongoServer } from '../../servers/mongo.ts';
 import { createApp, type DemoValues } from './app.ts';
+import { prometheusMetrics } from './telemetry.ts';
 import { keyPairsFromEnvironment } from './keys.ts';
 
 const keyPairs = keyPairsFromEnvironment(process.env.MONGOSTORE_KEYS, (message) => console.warn(message));
 const mongo = await resolveMongoServer();
 console.log(`MongoDB server: ${mongo.description}`);
 const client = new MongoClient(mongo.uri);
-const store = new MongoStore<DemoValues>(client.db(process.env.MONGOSTORE_DB ?? 'mongostore_demo'), { keyPairs });
+const metrics = prometheusMetrics();
+const store = new MongoStore<DemoValues>(client.db(process.env.MONGOSTORE_DB ?? 'mongostore_demo'), {
+  keyPairs,
+  telemetry: { meterProvider: metrics.meterProvider },
+});
+console.log(`Key pair ids (first seals): ${store.keyPairIds.join(', ')}`);
 await store.init();
 
 const shutdown = new AbortController();
 const cleaning = store.startAutoClean(shutdown.signal, 60_000);
 const server = serve(
-  { fetch: createApp(store).fetch, port: Number(process.env.PORT ?? 3000), hostname: process.env.HOST ?? '127.0.0.1' },
+  { fetch: createApp(store, metrics).fetch, port: Number(process.env.PORT ?? 3000), hostname: process.env.HOST ?? '127.0.0.1' },
   (info) => console.log(`Listening on http://localhost:${info.port}`),
 );
 
@@ -37,6 +43,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 shutdown.signal.addEventListener('abort', () => {
   server.close();
   void cleaning
+    .then(() => metrics.shutdown())
     .then(() => client.close())
     .then(() => mongo.stop())
     .then(() => console.log('Stopped.'));

@@ -29,6 +29,7 @@ import {
   storageKey,
 } from '../backend.ts';
 import { SessionOptionsError, SessionStoreError } from '../errors.ts';
+import type { DatabaseDescription } from '../telemetry.ts';
 
 /** The stored document. */
 export interface SessionDocument {
@@ -78,6 +79,7 @@ export interface SessionCollectionOptions {
 const indexConflictCodes = new Set([85, 86]);
 
 export class SessionCollection implements SessionBackend {
+  readonly database: DatabaseDescription;
   readonly #collection: Collection<SessionDocument>;
   readonly #options: SessionCollectionOptions;
   /**
@@ -93,6 +95,7 @@ export class SessionCollection implements SessionBackend {
   /** @throws SessionOptionsError for a collection name MongoDB would refuse. */
   constructor(db: Db, name: string, options: SessionCollectionOptions) {
     checkCollectionName(name);
+    this.database = { system: 'mongodb', namespace: db.databaseName, collection: name };
     this.#collection = db.collection<SessionDocument>(name);
     this.#options = options;
     this.ensureSchema = once(() => this.#createIndexes());
@@ -315,6 +318,19 @@ export class SessionCollection implements SessionBackend {
     return this.#run('count', undefined, () =>
       this.#collection.countDocuments({ expiresAt: { $gt: new Date() }, ...notReplaced }),
     );
+  }
+
+  /** Counts live documents by `provider` (null: no owner). One `aggregate`, served by the expiry index. */
+  async countLiveByProvider(): Promise<Map<string | null, number>> {
+    const groups = await this.#run('countByProvider', undefined, () =>
+      this.#collection
+        .aggregate<{ _id: string | null; count: number }>([
+          { $match: { expiresAt: { $gt: new Date() }, ...notReplaced } },
+          { $group: { _id: '$provider', count: { $sum: 1 } } },
+        ])
+        .toArray(),
+    );
+    return new Map(groups.map((group) => [typeof group._id === 'string' ? group._id : null, group.count]));
   }
 
   /** Deletes expired documents. One command. @returns how many. */

@@ -32,6 +32,7 @@ import {
   writeFailure,
 } from '../backend.ts';
 import { SessionOptionsError } from '../errors.ts';
+import type { DatabaseDescription } from '../telemetry.ts';
 
 /** How the table is set up; fixed for the life of a store. */
 export interface SessionTableOptions {
@@ -44,6 +45,7 @@ export interface SessionTableOptions {
 const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
 
 export class SessionTable implements SessionBackend {
+  readonly database: DatabaseDescription;
   readonly #pool: Pool;
   readonly #table: string;
   readonly #name: string;
@@ -56,6 +58,8 @@ export class SessionTable implements SessionBackend {
       throw new SessionOptionsError(`table must be a plain SQL identifier of at most 48 characters, not ${JSON.stringify(table)}`);
     }
     this.#pool = pool;
+    const database = (pool as { options?: { database?: unknown } }).options?.database;
+    this.database = { system: 'postgresql', namespace: typeof database === 'string' ? database : undefined, collection: table };
     this.#name = table;
     this.#table = `"${table}"`;
     this.#options = options;
@@ -243,6 +247,17 @@ export class SessionTable implements SessionBackend {
       [],
     );
     return Number(result.rows[0]?.count ?? 0);
+  }
+
+  /** Counts live rows by `provider` (null: no owner). One statement. */
+  async countLiveByProvider(): Promise<Map<string | null, number>> {
+    const result = await this.#query<{ provider: string | null; count: string }>(
+      'countByProvider',
+      undefined,
+      `SELECT provider, count(*) AS count FROM ${this.#table} WHERE expiry > now() AND NOT replaced GROUP BY provider`,
+      [],
+    );
+    return new Map(result.rows.map((row) => [row.provider, Number(row.count)]));
   }
 
   async deleteExpired(signal?: AbortSignal): Promise<number> {

@@ -209,12 +209,19 @@ describe('the demo app in Chromium', () => {
     await second.close();
   });
 
-  it('serves the metrics', async () => {
-    const metrics = await (await fetch(`${baseUrl}/metrics`)).text();
-    expect(metrics).toMatch(/^# TYPE sessions_active gauge$/m);
-    const active = Number(/^sessions_active (\d+)$/m.exec(metrics)?.[1]);
-    expect(active).toBe(await sessions().countDocuments({ expiresAt: { $gt: new Date() } }));
+  it('links its OpenTelemetry metrics, in Prometheus\'s format, with the live-session gauge', async () => {
+    const context = await browser.newContext();
+    const page = await signIn(context, 'mia');
+    await page.click('a[href="/metrics"]');
+    const metrics = (await page.textContent('body')) ?? '';
+    await context.close();
+    // `mongostore.session.active` by provider; the first scrape counts afresh.
+    expect(metrics).toMatch(/^# TYPE mongostore_session_active gauge$/m);
+    const series = [...metrics.matchAll(/^mongostore_session_active\{[^}]*\} (\d+)$/gm)];
+    const active = series.reduce((sum, [, value]) => sum + Number(value), 0);
+    expect(active).toBe(await sessions().countDocuments({ expiresAt: { $gt: new Date() }, replaced: { $exists: false } }));
     expect(await (await fetch(`${baseUrl}/admin/sessions`)).json()).toEqual({ active });
+    expect(metrics).toMatch(/^mongostore_session_created_total\{[^}]*\} [1-9]\d*$/m);
   });
 
   it('shuts down gracefully on SIGTERM', async () => {

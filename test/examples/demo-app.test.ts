@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cookieName, createApp, type DemoValues } from '../../examples/demo/app.ts';
+import { prometheusMetrics } from '../../examples/demo/telemetry.ts';
 import { MongoStore } from '../../src/index.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
 import { randomKey } from '../support/http.ts';
@@ -20,9 +21,13 @@ const form = (body: string, headers: Record<string, string> = {}) => ({
 
 beforeAll(async () => {
   t = await openTestDatabase();
-  const store = new MongoStore<DemoValues>(t.db, { keyPairs: [{ authentication: randomKey() }] });
+  const metrics = prometheusMetrics();
+  const store = new MongoStore<DemoValues>(t.db, {
+    keyPairs: [{ authentication: randomKey() }],
+    telemetry: { meterProvider: metrics.meterProvider },
+  });
   await store.init();
-  app = createApp(store);
+  app = createApp(store, metrics);
 });
 afterAll(() => t.close());
 
@@ -93,5 +98,20 @@ describe('the demo app', () => {
     const anonymous = await t.db.collection('sessions').find({ user: { $exists: false } }).toArray();
     expect(anonymous.every((doc) => (doc.expiresAt as Date).getTime() <= Date.now() + 300_000)).toBe(true);
   });
-});
 
+  it('serves the store\'s OpenTelemetry metrics in Prometheus\'s format: sign-ins move the counters and the gauge', async () => {
+    const response = await app.request(`${origin}/login`, form('user=metrics-user'));
+    expect(response.status).toBe(303);
+    const text = await (await app.request(`${origin}/metrics`)).text();
+    expect(text).toMatch(/^# TYPE mongostore_session_created_total counter$/m);
+    expect(text).toMatch(/^mongostore_session_created_total\{[^}]*db_system_name="mongodb"[^}]*\} [1-9]\d*$/m);
+    expect(text).toMatch(/^# TYPE mongostore_session_active gauge$/m);
+    const live = [...text.matchAll(/^mongostore_session_active\{([^}]*)\} (\d+)$/gm)];
+    expect(live.some(([, labels]) => labels?.includes('mongostore_session_provider="password"'))).toBe(true);
+    expect(live.reduce((sum, [, , value]) => sum + Number(value), 0)).toBe(
+      await t.db.collection('sessions').countDocuments({ expiresAt: { $gt: new Date() }, replaced: { $exists: false } }),
+    );
+    expect(text).toMatch(/^# TYPE db_client_operation_duration histogram$/m);
+    expect(text).toMatch(/^db_client_operation_duration_count\{[^}]*db_operation_name="insert"[^}]*\} [1-9]\d*$/m);
+  });
+});

@@ -1,0 +1,33 @@
+/**
+ * A SessionBackend whose every call is observed: one client span and one
+ * `db.client.operation.duration` point per call, named by the method. The
+ * stores wrap their backend in it when telemetry is on, so neither backend
+ * knows about telemetry and a backend of your own is observed the same way.
+ */
+import type { SessionBackend } from './backend.ts';
+import type { Telemetry } from './telemetry.ts';
+
+/** `backend` itself when telemetry is off (nothing spent), else the observing wrapper. */
+export function instrumentBackend(backend: SessionBackend, telemetry: Telemetry): SessionBackend {
+  if (!telemetry.enabled) return backend;
+  const observe = <T>(operation: string, call: () => Promise<T>) => telemetry.databaseCall(operation, call);
+  return {
+    database: backend.database,
+    ensureSchema: () => observe('ensureSchema', () => backend.ensureSchema()),
+    find: (id, signal) => observe('find', () => backend.find(id, signal)),
+    findAll: (signal) => observe('findAll', () => backend.findAll(signal)),
+    insert: (id, record, signal) => observe('insert', () => backend.insert(id, record, signal)),
+    replace: (oldId, newId, record, expectedVersion, signal) =>
+      observe('replace', () => backend.replace(oldId, newId, record, expectedVersion, signal)),
+    updateLive: (id, change, signal) => observe('updateLive', () => backend.updateLive(id, change, signal)),
+    upsert: (id, data, expiresAt, signal) => observe('upsert', () => backend.upsert(id, data, expiresAt, signal)),
+    delete: (id, signal) => observe('delete', () => backend.delete(id, signal)),
+    deleteOwnedBy: (user, provider) => observe('deleteOwnedBy', () => backend.deleteOwnedBy(user, provider)),
+    listOwnedBy: (user, provider) => observe('listOwnedBy', () => backend.listOwnedBy(user, provider)),
+    deleteOwnedByHandle: (user, provider, handle, except) =>
+      observe('deleteOwnedByHandle', () => backend.deleteOwnedByHandle(user, provider, handle, except)),
+    countLive: () => observe('countLive', () => backend.countLive()),
+    countLiveByProvider: () => observe('countLiveByProvider', () => backend.countLiveByProvider()),
+    deleteExpired: (signal) => observe('deleteExpired', () => backend.deleteExpired(signal)),
+  };
+}

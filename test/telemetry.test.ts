@@ -1,0 +1,321 @@
+/**
+ * OpenTelemetry metrics and traces, on both backends, read through the
+ * SDK's in-memory exporters: every instrument the README lists moves as it
+ * says, spans follow the database client conventions, and the live-session
+ * gauge costs at most one counting command per interval.
+ */
+import { type Attributes, metrics, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import {
+  AggregationTemporality,
+  DataPointType,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SessionStoreConfig, SessionOptionsError, SessionStoreError } from '../src/index.ts';
+import { CookieCodec } from '../src/codec.ts';
+import { instrumentBackend } from '../src/instrumented-backend.ts';
+import { newSessionId } from '../src/session.ts';
+import type { SessionStore } from '../src/session-store.ts';
+import { Telemetry } from '../src/telemetry.ts';
+import { type Backend, backends } from './support/backends.ts';
+import { onlyCookie, randomKey, requestWith } from './support/http.ts';
+
+type Values = { user?: string; provider?: string; visits?: number };
+const oldPair = { authentication: randomKey(), encryption: randomKey() };
+const newPair = { authentication: randomKey(), encryption: randomKey() };
+
+/** An SDK pipeline whose metrics and spans the test reads. */
+function pipeline() {
+  const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
+  const reader = new PeriodicExportingMetricReader({ exporter: metrics, exportIntervalMillis: 3_600_000 });
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  const spans = new InMemorySpanExporter();
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] });
+  /** Collects now; every data point of the instrument `name` (values: sums, gauges, or histogram counts). */
+  const points = async (name: string): Promise<{ value: number; attributes: Attributes }[]> => {
+    metrics.reset();
+    await reader.forceFlush();
+    const found = metrics
+      .getMetrics()
+      .flatMap((resource) => resource.scopeMetrics)
+      .flatMap((scope) => scope.metrics)
+      .filter((metric) => metric.descriptor.name === name);
+    return found.flatMap((metric) =>
+      metric.dataPoints.map((point) => ({
+        value: metric.dataPointType === DataPointType.HISTOGRAM ? (point.value as { count: number }).count : (point.value as number),
+        attributes: point.attributes,
+      })),
+    );
+  };
+  /** The sum of the points of `name` whose attributes include `match`. */
+  const total = async (name: string, match: Attributes = {}) =>
+    (await points(name))
+      .filter((point) => Object.entries(match).every(([key, value]) => point.attributes[key] === value))
+      .reduce((sum, point) => sum + point.value, 0);
+  return { meterProvider, tracerProvider, spans, points, total };
+}
+
+describe.each(backends)('telemetry on $name', (backend: Backend) => {
+  beforeAll(() => backend.open());
+  afterAll(() => backend.close());
+  const system = backend.name === 'MongoDB' ? 'mongodb' : 'postgresql';
+
+  /** A store with its own SDK pipeline, on a fresh place or on `place` (to share one with another store). */
+  async function makeStore(config: Partial<SessionStoreConfig> = {}, keyPairs = [newPair], place?: string) {
+    const otel = pipeline();
+    const { store, raw } = await backend.sessionStore<Values>(
+      { keyPairs, telemetry: { meterProvider: otel.meterProvider, tracerProvider: otel.tracerProvider }, ...config },
+      place,
+    );
+    otel.spans.reset(); // init() is not what the tests count
+    return { store, raw, otel };
+  }
+
+  const uniquePlace = () => `telemetry_${Math.random().toString(36).slice(2, 10)}`;
+
+  async function signIn(store: SessionStore<Values>, user: string, provider = 'password') {
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values = { user, provider };
+    const headers = new Headers();
+    expect(await store.save(req, headers, session)).toBe('created');
+    return { cookie: onlyCookie(headers).value, session };
+  }
+
+  it('counts sessions created, regenerated, ended and revoked, with the backend as an attribute', async () => {
+    const { store, otel } = await makeStore();
+    const { cookie } = await signIn(store, 'alice');
+    expect(await otel.total('mongostore.session.created', { 'db.system.name': system })).toBe(1);
+
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    session.regenerate();
+    expect(await store.save(req, new Headers(), session)).toBe('created');
+    expect(await otel.total('mongostore.session.regenerated', { 'db.system.name': system })).toBe(1);
+    expect(await otel.total('mongostore.session.created')).toBe(1);
+
+    const gone = await signIn(store, 'carol');
+    const ending = await store.get(requestWith({ sid: gone.cookie }), 'sid');
+    ending.destroy();
+    expect(await store.save(requestWith({ sid: gone.cookie }), new Headers(), ending)).toBe('deleted');
+    const unsaved = await store.get(requestWith(), 'sid');
+    unsaved.destroy(); // never stored: nothing ended
+    await store.save(requestWith(), new Headers(), unsaved);
+    expect(await otel.total('mongostore.session.ended', { 'db.system.name': system })).toBe(1);
+
+    await signIn(store, 'bob');
+    await signIn(store, 'bob');
+    expect(await store.expireSessions('bob', 'password')).toBe(2);
+    const first = await signIn(store, 'dave');
+    const second = await signIn(store, 'dave');
+    await signIn(store, 'dave');
+    expect(await store.revokeSession('dave', 'password', first.session.handle)).toBe(true);
+    expect(await store.revokeSession('dave', 'password', first.session.handle)).toBe(false);
+    expect(await store.revokeOtherSessions(second.session)).toBe(1);
+    const revoked = (reason: string) => otel.total('mongostore.session.revoked', { 'mongostore.session.revoke_reason': reason, 'db.system.name': system });
+    expect([await revoked('forced_logout'), await revoked('device'), await revoked('other_devices')]).toEqual([2, 1, 1]);
+  });
+
+  it('counts cookies that gave a fresh session, by reason', async () => {
+    const { store, otel } = await makeStore();
+    const { cookie } = await signIn(store, 'alice');
+    const stranger = await new CookieCodec([{ authentication: randomKey() }], 0).seal('sid', newSessionId(), 60_000);
+    const cookies: Record<string, string> = {
+      malformed: 'not-a-token',
+      tampered: `${cookie.slice(0, -3)}${cookie.endsWith('AAA') ? 'BBB' : 'AAA'}`,
+      'unknown-key': stranger,
+      'not-found': await new CookieCodec([newPair], 0).seal('sid', newSessionId(), 60_000),
+    };
+    for (const [reason, value] of Object.entries(cookies)) {
+      expect((await store.get(requestWith({ sid: value }), 'sid')).error).toBe(reason);
+    }
+    expect((await store.get(requestWith({ other: cookie }), 'other')).error).toBe('wrong-name');
+    const req = requestWith({ sid: cookie });
+    const signingIn = await store.get(req, 'sid');
+    signingIn.regenerate();
+    await store.save(req, new Headers(), signingIn);
+    expect((await store.get(requestWith({ sid: cookie }), 'sid')).error).toBe('replaced');
+    const rejected = await otel.points('mongostore.cookie.rejected');
+    const byReason = Object.fromEntries(rejected.map((point) => [String(point.attributes['mongostore.cookie.reject_reason']), point.value]));
+    // ('expired' needs a seal a minute past its end: iron allows 60 s of clock skew.)
+    expect(byReason).toEqual({ malformed: 1, tampered: 1, 'unknown-key': 1, 'not-found': 1, 'wrong-name': 1, replaced: 1 });
+    expect(rejected.every((point) => point.attributes['db.system.name'] === system)).toBe(true);
+  });
+
+  it('counts accepted cookies by the key pair that sealed them: how an operator sees an old pair fall out of use', async () => {
+    const place = uniquePlace();
+    const before = await makeStore({}, [oldPair], place);
+    const { cookie } = await signIn(before.store, 'alice');
+    const { store, otel } = await makeStore({}, [newPair, oldPair], place);
+    const [currentId, oldId] = store.keyPairIds;
+    expect(store.keyPairIds).toHaveLength(2);
+    expect(before.store.keyPairIds).toEqual([oldId]);
+    expect(cookie.split('*')[1]).toBe(oldId); // the id a token names its pair by
+
+    // The old pair's cookie is accepted under its id, and re-sealed under the current pair by the save.
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    const headers = new Headers();
+    expect(await store.save(req, headers, session)).toBe('updated');
+    const resealed = onlyCookie(headers).value;
+    expect(resealed.split('*')[1]).toBe(currentId);
+    await store.get(requestWith({ sid: resealed }), 'sid');
+    await store.get(requestWith({ sid: resealed }), 'sid'); // a cached unseal counts too
+    const byKey = Object.fromEntries(
+      (await otel.points('mongostore.cookie.accepted')).map((point) => [
+        `${String(point.attributes['mongostore.key_pair.id'])} current=${String(point.attributes['mongostore.key_pair.current'])}`,
+        point.value,
+      ]),
+    );
+    expect(byKey).toEqual({ [`${oldId} current=false`]: 1, [`${currentId} current=true`]: 2 });
+  });
+
+  it('one client span and one duration point per database call, named and attributed by the conventions', async () => {
+    const { store, otel } = await makeStore();
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values.visits = 1;
+    const headers = new Headers();
+    await store.save(req, headers, session);
+    await store.get(requestWith({ sid: onlyCookie(headers).value }), 'sid');
+    await store.get(requestWith({ sid: 'not-a-token' }), 'sid'); // no database call, no span
+
+    const spans = otel.spans.getFinishedSpans();
+    const collection = String(spans[0]?.attributes['db.collection.name']);
+    expect(spans.map((span) => span.name)).toEqual([`insert ${collection}`, `find ${collection}`]);
+    for (const span of spans) {
+      expect(span.kind).toBe(SpanKind.CLIENT);
+      expect(span.attributes).toMatchObject({ 'db.system.name': system, 'db.operation.name': span.name.split(' ')[0] });
+      expect(span.status.code).toBe(SpanStatusCode.UNSET);
+    }
+    if (system === 'mongodb') expect(spans[0]?.attributes['db.namespace']).toEqual(expect.any(String));
+    // Not counted: init()'s ensureSchema, and the gauge's count that collecting runs.
+    const durations = (await otel.points('db.client.operation.duration')).filter(
+      (point) => !['ensureSchema', 'countLiveByProvider'].includes(String(point.attributes['db.operation.name'])),
+    );
+    expect(durations.map((point) => [point.attributes['db.operation.name'], point.value]).sort()).toEqual([['find', 1], ['insert', 1]]);
+    expect(durations.every((point) => point.attributes['error.type'] === undefined)).toBe(true);
+  });
+
+  it('records failed calls: error.type on the span and the duration, the exception on the span', async () => {
+    const otel = pipeline();
+    const dead = backend.unreachable();
+    const store = dead.sessions({ keyPairs: [newPair], telemetry: { meterProvider: otel.meterProvider, tracerProvider: otel.tracerProvider } });
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values.visits = 1;
+    await expect(store.save(req, new Headers(), session)).rejects.toThrow(SessionStoreError);
+    await dead.close();
+    const failed = otel.spans.getFinishedSpans().filter((span) => span.status.code === SpanStatusCode.ERROR);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const span of failed) {
+      expect(span.attributes['error.type']).toEqual(expect.any(String));
+      expect(span.events.some((event) => event.name === 'exception')).toBe(true);
+    }
+    const durations = await otel.points('db.client.operation.duration');
+    expect(durations.some((point) => typeof point.attributes['error.type'] === 'string' && point.value > 0)).toBe(true);
+  });
+
+  it('serves live sessions by provider as a gauge, with at most one counting command per interval', async () => {
+    const otel = pipeline();
+    const { store, raw } = await backend.sessionStore<Values>({
+      keyPairs: [newPair],
+      telemetry: { meterProvider: otel.meterProvider, activeSessionsInterval: 200 },
+    });
+    await signIn(store, 'alice');
+    await signIn(store, 'bob');
+    await signIn(store, 'carol', 'github');
+    const anonymous = await store.get(requestWith(), 'sid');
+    anonymous.values.visits = 1;
+    await store.save(requestWith(), new Headers(), anonymous);
+    const expired = await signIn(store, 'erin');
+    await raw.setExpiry(expired.session.id, new Date(Date.now() - 1000));
+
+    let gauge: { value: number; attributes: Attributes }[] = [];
+    const commands = await backend.during(async () => {
+      gauge = await otel.points('mongostore.session.active');
+      await otel.points('mongostore.session.active');
+      await otel.points('mongostore.session.active');
+    });
+    expect(commands).toEqual(['read']);
+    const byProvider = Object.fromEntries(gauge.map((point) => [String(point.attributes['mongostore.session.provider'] ?? '(none)'), point.value]));
+    expect(byProvider).toEqual({ password: 2, github: 1, '(none)': 1 });
+    expect(gauge.every((point) => point.attributes['db.system.name'] === system)).toBe(true);
+
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(await backend.during(() => otel.points('mongostore.session.active'))).toEqual(['read']);
+    expect(await store.getActiveSessionsCount()).toBe(4);
+  });
+
+  it('the token store reports its calls too: a span and a duration point each', async () => {
+    const otel = pipeline();
+    const { store } = await backend.tokenStore({ telemetry: { meterProvider: otel.meterProvider, tracerProvider: otel.tracerProvider } });
+    otel.spans.reset();
+    await store.commit('token-1', new Uint8Array([1]), new Date(Date.now() + 60_000));
+    expect(await store.find('token-1')).toEqual(new Uint8Array([1]));
+    expect(otel.spans.getFinishedSpans().map((span) => span.name.split(' ')[0])).toEqual(['upsert', 'find']);
+    expect(await otel.total('db.client.operation.duration', { 'db.operation.name': 'find', 'db.system.name': system })).toBe(1);
+    await store.stopCleanup();
+  });
+
+  it('refuses bad telemetry options before anything is built', async () => {
+    const bad: unknown[] = [
+      { meterProvider: {} },
+      { tracerProvider: 42 },
+      { activeSessionsInterval: 0 },
+      { activeSessionsInterval: Number.NaN },
+      { meterprovider: {} },
+      'on',
+    ];
+    for (const telemetry of bad) {
+      await expect(backend.sessionStore({ keyPairs: [newPair], telemetry: telemetry as never })).rejects.toThrow(SessionOptionsError);
+    }
+  });
+});
+
+describe('the global providers of @opentelemetry/api', () => {
+  const database = { system: 'mongodb', collection: 'sessions' };
+
+  it('without an SDK nothing records; a TracerProvider registered after the store was built gets the spans', async () => {
+    const telemetry = Telemetry.create(undefined, database);
+    expect(await telemetry.databaseCall('find', () => Promise.resolve(1))).toBe(1); // no span, no point: nothing to record to
+    const spans = new InMemorySpanExporter();
+    // This file imports the API's ES module build, the store requires its CommonJS build: the global is shared.
+    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spans)] }));
+    try {
+      await telemetry.databaseCall('find', () => Promise.resolve(2));
+      expect(spans.getFinishedSpans().map((span) => span.name)).toEqual(['find sessions']);
+    } finally {
+      trace.disable();
+    }
+  });
+
+  it('a MeterProvider registered before the store is built gets the metrics', async () => {
+    const otel = pipeline();
+    metrics.setGlobalMeterProvider(otel.meterProvider);
+    try {
+      const telemetry = Telemetry.create(undefined, database);
+      telemetry.sessionCreated();
+      expect(await otel.total('mongostore.session.created', { 'db.system.name': 'mongodb' })).toBe(1);
+    } finally {
+      metrics.disable();
+    }
+  });
+});
+
+describe('telemetry off', () => {
+  it('is off with `telemetry: false`, even with the API installed and providers registered', () => {
+    expect(Telemetry.create(false, { system: 'mongodb', collection: 'x' })).toBe(Telemetry.off);
+    // The API is a dev dependency here: a tracer may be registered at any time.
+    expect(Telemetry.create({}, { system: 'mongodb', collection: 'x' }).enabled).toBe(true);
+  });
+
+  it('leaves the backend unwrapped: nothing is spent per call', () => {
+    const backend = { database: { system: 'other', collection: 'x' } } as never;
+    expect(instrumentBackend(backend, Telemetry.off)).toBe(backend);
+    expect(Telemetry.off.enabled).toBe(false);
+  });
+});
