@@ -125,11 +125,11 @@ export class MemoryBackend implements SessionBackend {
     return Promise.resolve(counts);
   }
 
-  deleteExpired(): Promise<number> {
+  deleteExpired(limit: number): Promise<number> {
     const now = Date.now();
     let deleted = 0;
     for (const [id, entry] of this.#entries) {
-      if (entry.expiresAt.getTime() <= now) {
+      if (deleted < limit && entry.expiresAt.getTime() <= now) {
         this.#entries.delete(id);
         deleted++;
       }

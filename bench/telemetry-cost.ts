@@ -16,7 +16,7 @@
  *   node --import tsx bench/telemetry-cost.ts   (BENCH_REQUESTS per round, default 2000; BENCH_ROUNDS, default 15)
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -135,4 +135,6 @@ const lines = [
 ];
 const text = lines.join('\n');
 console.log(text);
-await writeFile(join(import.meta.dirname, 'results', 'telemetry-cost.md'), text);
+const out = process.env.BENCH_OUT ?? join(import.meta.dirname, 'results');
+await mkdir(out, { recursive: true });
+await writeFile(join(out, 'telemetry-cost.md'), text);

@@ -7,6 +7,7 @@
 #   static      type check and linter
 #   tests       the whole suite on Node 20, 22 and 24, Bun and Deno (from
 #               npm packages), then on Node 20 with the mongodb 6.x driver
+#   bench       a short run of every bench (the full runs: npm run bench:*)
 #   package     publint, @arethetypeswrong and the README's quick starts
 #               installed from the packed tarball (scripts/package-check.ts)
 set -euo pipefail
@@ -43,6 +44,19 @@ part "tests on Bun" suite_on "$bun_bin" env EXPECT_RUNTIME=bun bun --bun x vites
 part "tests on Deno" suite_on "$deno_bin" env EXPECT_RUNTIME=deno deno run -A npm:vitest run
 part "tests on Node 20 with the mongodb 6.x driver" \
   suite_on "$runtimes/node20/bin" env EXPECT_RUNTIME="node 20" MONGODB_DRIVER=6 node node_modules/vitest/vitest.mjs run
+
+# The benches, briefly (results in a temporary folder): they run, check their
+# own answers and render their charts. The full runs are `npm run bench:*`.
+bench_smoke() {
+  local out
+  out=$(mktemp -d)
+  BENCH_OUT=$out BENCH_REQUESTS=100 BENCH_ROUNDS=2 node --import tsx bench/library-cost.ts > /dev/null
+  BENCH_OUT=$out BENCH_REQUESTS=100 BENCH_ROUNDS=2 node --import tsx bench/telemetry-cost.ts > /dev/null
+  BENCH_OUT=$out BENCH_SCALE_PG=2000 BENCH_SCALE_MONGO=2000 BENCH_RUNS=2 node --import tsx bench/scale.ts > /dev/null
+  BENCH_OUT=$out node --import tsx bench/charts.ts
+  rm -rf "$out"
+}
+part "bench smoke" suite_on "$runtimes/node24/bin" bench_smoke
 
 part "package checks" suite_on "$runtimes/node20/bin" env BUN="$bun_bin/bun" DENO="$deno_bin/deno" \
   node --import tsx scripts/package-check.ts

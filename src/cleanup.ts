@@ -3,6 +3,7 @@
  * MongoDBStore's background cleanup.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { SessionOptionsError } from './errors.ts';
 
 /**
  * Runs `tick` every `intervalMs` until `signal` aborts; resolves once the
@@ -29,6 +30,36 @@ export async function runEvery(
       reportSafely(onError, error);
     }
   }
+}
+
+/** Records deleted per batch by default: one bounded statement (or find and delete) each. */
+export const defaultCleanupBatchSize = 1000;
+
+/**
+ * One cleanup tick: deletes expired records in batches of `batchSize`
+ * (each one call of `deleteBatch`, bounded on its own) until a batch comes
+ * back short or `signal` aborts, so no tick ever runs one unbounded
+ * statement, however many records have expired. @returns how many in all.
+ */
+export async function deleteInBatches(
+  batchSize: number,
+  deleteBatch: (limit: number) => Promise<number>,
+  signal?: AbortSignal,
+): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const deleted = await deleteBatch(batchSize);
+    total += deleted;
+    if (deleted < batchSize || signal?.aborted) return total;
+  }
+}
+
+/** Checks a batch size: a whole number from 1 to 100,000. */
+export function checkBatchSize(value: unknown, label: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 100_000) {
+    throw new SessionOptionsError(`${label} must be a whole number from 1 to 100000`);
+  }
+  return value;
 }
 
 /** Checks an interval given in milliseconds. */

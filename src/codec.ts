@@ -42,10 +42,11 @@ export type Unsealed =
 
 interface CacheEntry {
   readonly name: string;
-  readonly id: string;
-  readonly keyPairId: string;
-  readonly sealedWithCurrentKey: boolean;
+  /** What a hit under `name` returns (one object, never changed). */
+  readonly opened: Unsealed & { ok: true };
   readonly sealExpiresAt: number;
+  /** When it was last moved to the end of the cache's order (a count of moves). */
+  touched: number;
 }
 
 /** Longest cookie value looked at; browsers cap a cookie at about 4 KB. */
@@ -59,6 +60,8 @@ export class CookieCodec {
   readonly #sealingPassword: password.Specific;
   readonly #cache = new Map<string, CacheEntry>();
   readonly #cacheSize: number;
+  /** Moves to the end of the cache's order so far (insertions and refreshes). */
+  #moves = 0;
 
   /**
    * @param keyPairs the first pair seals; every pair unseals.
@@ -117,12 +120,15 @@ export class CookieCodec {
     const cached = this.#cache.get(value);
     if (cached !== undefined) {
       if (Date.now() < cached.sealExpiresAt) {
-        // Refresh recency: Map iteration order is insertion order.
-        this.#cache.delete(value);
-        this.#cache.set(value, cached);
-        return cached.name === name
-          ? { ok: true, id: cached.id, keyPairId: cached.keyPairId, sealedWithCurrentKey: cached.sealedWithCurrentKey }
-          : { ok: false, reason: 'wrong-name' };
+        // Refresh recency (Map iteration order is insertion order), but only
+        // for an entry in the older half: one in the newer half is far from
+        // eviction, and moving it on every hit would cost most of a hit.
+        if (this.#moves - cached.touched > this.#cacheSize / 2) {
+          this.#cache.delete(value);
+          this.#cache.set(value, cached);
+          cached.touched = ++this.#moves;
+        }
+        return cached.name === name ? cached.opened : { ok: false, reason: 'wrong-name' };
       }
       this.#cache.delete(value);
     }
@@ -147,14 +153,13 @@ export class CookieCodec {
     }
     const entry: CacheEntry = {
       name: payload.n,
-      id: payload.i,
-      keyPairId: passwordId,
-      sealedWithCurrentKey: passwordId === this.#sealingPassword.id,
+      opened: Object.freeze({ ok: true, id: payload.i, keyPairId: passwordId, sealedWithCurrentKey: passwordId === this.#sealingPassword.id }),
       sealExpiresAt: expiration === '' ? Number.POSITIVE_INFINITY : Number(expiration),
+      touched: ++this.#moves,
     };
     this.#remember(value, entry);
     if (entry.name !== name) return { ok: false, reason: 'wrong-name' };
-    return { ok: true, id: entry.id, keyPairId: entry.keyPairId, sealedWithCurrentKey: entry.sealedWithCurrentKey };
+    return entry.opened;
   }
 
   /** How many verified values the cache holds now (for tests and metrics). */

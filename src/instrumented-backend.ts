@@ -27,7 +27,7 @@ export function instrumentBackend(backend: SessionBackend, telemetry: Telemetry)
     deleteOwnedByHandle: (user, provider, handle, except) =>
       observe('deleteOwnedByHandle', () => backend.deleteOwnedByHandle(user, provider, handle, except)),
     countLive: () => observe('countLive', () => backend.countLive()),
-    countLiveByProvider: () => observe('countLiveByProvider', () => backend.countLiveByProvider()),
-    deleteExpired: (signal) => observe('deleteExpired', () => backend.deleteExpired(signal)),
+    countLiveByProvider: (signal) => observe('countLiveByProvider', () => backend.countLiveByProvider(signal)),
+    deleteExpired: (limit, signal) => observe('deleteExpired', () => backend.deleteExpired(limit, signal)),
   };
 }

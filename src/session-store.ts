@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseCookies } from 'cookie';
 import { defaultTimeoutMs, type Lifetime, type LiveWrite, type SessionBackend, withTimeout, writeFailure } from './backend.ts';
-import { isValidInterval, runEvery } from './cleanup.ts';
+import { checkBatchSize, defaultCleanupBatchSize, deleteInBatches, isValidInterval, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
 import { type DeviceDetailsInput, deviceFieldsFor, type DeviceInfo, isHandle, newHandle, toDeviceInfo } from './devices.ts';
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
@@ -66,6 +66,12 @@ export interface SessionStoreConfig {
    * driver does (30 s of server selection for MongoDB's default client).
    */
   timeoutMs?: number | undefined;
+  /**
+   * Most expired records one `startAutoClean` statement deletes: a tick
+   * deletes batch after batch (each within `timeoutMs`) until one comes back
+   * short, so no tick runs one unbounded delete. Default 1,000.
+   */
+  cleanupBatchSize?: number | undefined;
   /** Largest encoded values (with pending flashes) `save` accepts, in bytes. Default 1 MiB. */
   maxValuesBytes?: number | undefined;
   /** Verified cookie values remembered to skip unsealing. Default 10,000; 0 disables. */
@@ -92,7 +98,8 @@ export interface SessionStoreConfig {
 /** What a save writes: the values and flashes as text and as bytes, their owner, and the lifetime. */
 interface RecordToWrite {
   text: string;
-  data: Uint8Array;
+  /** The text as UTF-8, encoded when first read: a save that writes nothing never encodes it. */
+  readonly data: Uint8Array;
   owner: Owner;
   /** The lifetime in force, for the expiry and the cookie. */
   lifetime: Lifetime;
@@ -116,6 +123,7 @@ const sessionStoreConfigKeys = [
   'timeoutMs',
   'telemetry',
   'maxValuesBytes',
+  'cleanupBatchSize',
   'unsealCacheSize',
   'onError',
   'describeDevice',
@@ -157,6 +165,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   readonly #saveUninitialized: boolean;
   readonly #timeoutMs: number;
   readonly #maxValuesBytes: number;
+  readonly #cleanupBatchSize: number;
   readonly #onError: (error: unknown) => void;
   readonly #describeDevice: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
   readonly #telemetry: Telemetry;
@@ -177,6 +186,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     this.#saveUninitialized = flag(config.saveUninitialized ?? false, 'saveUninitialized');
     this.#timeoutMs = nonNegative(config.timeoutMs ?? defaultTimeoutMs, 'timeoutMs');
     this.#maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
+    this.#cleanupBatchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
     this.#onError = config.onError ?? ((error) => console.error('mongostore: cleanup failed:', error));
     if (config.describeDevice !== undefined && typeof config.describeDevice !== 'function') {
       throw new SessionOptionsError('describeDevice must be a function');
@@ -184,7 +194,13 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     this.#describeDevice = config.describeDevice;
     this.#telemetry = Telemetry.create(config.telemetry, backend.database);
     this.#sessions = instrumentBackend(backend, this.#telemetry);
-    this.#telemetry.observeActiveSessions(() => this.#sessions.countLiveByProvider());
+    // Weakly held, so that a store nobody uses any more is not kept alive by the meter.
+    const sessions = new WeakRef(this.#sessions);
+    const timeoutMs = this.#timeoutMs;
+    this.#telemetry.observeActiveSessions(() => {
+      const backend = sessions.deref();
+      return backend && withTimeout('countLiveByProvider', timeoutMs, (signal) => backend.countLiveByProvider(signal));
+    });
   }
 
   /**
@@ -428,9 +444,14 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     }
     this.#autoCleanRunning = true;
     try {
-      // Each tick is bounded like any call: a command lost on a dead
+      // Each batch is bounded like any call: a command lost on a dead
       // connection must not stop the housekeeping for good.
-      const tick = () => this.#withTimeout('deleteExpired', (bound) => this.#sessions.deleteExpired(bound));
+      const tick = () =>
+        deleteInBatches(
+          this.#cleanupBatchSize,
+          (limit) => this.#withTimeout('deleteExpired', (bound) => this.#sessions.deleteExpired(limit, bound)),
+          signal,
+        );
       await runEvery(signal, intervalMs, tick, this.#onError);
     } finally {
       this.#autoCleanRunning = false;
@@ -491,7 +512,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     const values = { ...(root as SessionValues) };
     const text = encodeValues(values, this.#maxValuesBytes, session[sessionState].flashes);
     const lifetime = lifetimeOf(session.options);
-    return { text, data: utf8.encode(text), owner: ownerOf(values), lifetime, own: ownLifetime(lifetime, this.options) };
+    return recordOf(text, ownerOf(values), lifetime, ownLifetime(lifetime, this.options));
   }
 
   /** A new session, or a regenerated one: a new id, then one insert or one replace. */
@@ -507,12 +528,18 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     let written: Written = { record, version: 1, merged: false };
     if (session.id === '') {
       await this.#withTimeout('insert', (signal) =>
-        this.#sessions.insert(id, { ...record, lifetime: record.own, createdAt, expiresAt, device }, signal),
+        this.#sessions.insert(id, { data: record.data, owner: record.owner, lifetime: record.own, createdAt, expiresAt, device }, signal),
       );
     } else {
       const replaced = await this.#writeMerging(session, record, (attempt, version) =>
         this.#withTimeout('replace', (signal) =>
-          this.#sessions.replace(session.id, id, { ...attempt, lifetime: attempt.own, createdAt, expiresAt, device }, version, signal),
+          this.#sessions.replace(
+            session.id,
+            id,
+            { data: attempt.data, owner: attempt.owner, lifetime: attempt.own, createdAt, expiresAt, device },
+            version,
+            signal,
+          ),
         ),
       );
       if (replaced.write.outcome !== 'done') return this.#end(target, session, endingOf(replaced.write));
@@ -623,11 +650,11 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
 
   /** A merged text as a record, checked like any values: size and owner rule. */
   #recordFromText(text: string, lifetime: Lifetime): RecordToWrite {
-    const data = utf8.encode(text);
-    if (data.byteLength > this.#maxValuesBytes) {
-      throw new SessionValuesError(`merged session values take ${data.byteLength} bytes, more than maxValuesBytes (${this.#maxValuesBytes})`);
+    const record = recordOf(text, ownerOf(decodeSession(text).values), lifetime, ownLifetime(lifetime, this.options));
+    if (record.data.byteLength > this.#maxValuesBytes) {
+      throw new SessionValuesError(`merged session values take ${record.data.byteLength} bytes, more than maxValuesBytes (${this.#maxValuesBytes})`);
     }
-    return { text, data, owner: ownerOf(decodeSession(text).values), lifetime, own: ownLifetime(lifetime, this.options) };
+    return record;
   }
 
   /** A new session that is still empty is not stored; a dead cookie the request carried is cleared. */
@@ -740,6 +767,25 @@ function endingOf(write: LiveWrite): SaveOutcome {
 }
 
 /** Marks a fresh session with why the cookie gave no session. */
+/** A record to write whose bytes are encoded on first use: a save that writes nothing never encodes them. */
+class LazyRecord implements RecordToWrite {
+  #data: Uint8Array | undefined;
+  constructor(
+    readonly text: string,
+    readonly owner: Owner,
+    readonly lifetime: Lifetime,
+    readonly own: Lifetime | undefined,
+  ) {}
+
+  get data(): Uint8Array {
+    return (this.#data ??= utf8.encode(this.text));
+  }
+}
+
+function recordOf(text: string, owner: Owner, lifetime: Lifetime, own: Lifetime | undefined): RecordToWrite {
+  return new LazyRecord(text, owner, lifetime, own);
+}
+
 function failed<V extends Storable<V>>(session: Session<V>, reason: NonNullable<Session<V>['error']>): Session<V> {
   session.error = reason;
   session[sessionState].deadCookie = deadCookieErrors.has(reason);

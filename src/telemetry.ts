@@ -12,6 +12,7 @@
 import { createRequire } from 'node:module';
 import type * as Otel from '@opentelemetry/api';
 import type { SessionLoadError } from './session.ts';
+import { version } from './version.ts';
 import { SessionOptionsError } from './errors.ts';
 import { checkKnownKeys } from './options.ts';
 
@@ -63,8 +64,7 @@ export type RevokeReason = 'forced_logout' | 'device' | 'other_devices';
 type Attributes = Record<string, string | boolean>;
 
 const instrumentationName = 'mongostore';
-/** The package's version (src/ and dist/ both sit next to package.json). */
-const instrumentationVersion = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+const instrumentationVersion = version;
 const defaultActiveSessionsInterval = 30_000;
 /** The semantic conventions' advice for db.client.operation.duration, in seconds. */
 const durationBuckets = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
@@ -242,32 +242,55 @@ export class Telemetry {
   /**
    * Serves the gauge `mongostore.session.active` (live sessions by
    * provider) from `count`, called at most once per interval however often
-   * the gauge is collected; a failed count is skipped (the collection goes
-   * on) and retried at the next one.
+   * the gauge is collected (a failed count too, so a failing database is not
+   * asked on every scrape). A provider counted before and not now is
+   * observed as 0, not left at its last value. After a failed count nothing
+   * is observed until the next one succeeds: no stale value. `count` gives
+   * undefined once its store is gone (garbage-collected): the gauge then
+   * stops asking it.
    */
-  observeActiveSessions(count: () => Promise<ReadonlyMap<string | null, number>>): void {
-    if (this.#meter === undefined || this.#activeGauge !== undefined) return;
-    let last: { at: number; counts: ReadonlyMap<string | null, number> } | undefined;
-    let counting: Promise<void> | undefined;
-    const refresh = () =>
-      (counting ??= count()
-        .then((counts) => {
-          last = { at: performance.now(), counts };
-        })
-        .catch(() => {})
-        .finally(() => {
-          counting = undefined;
-        }));
-    this.#activeGauge = this.#meter.createObservableGauge('mongostore.session.active', {
+  observeActiveSessions(count: () => Promise<ReadonlyMap<string | null, number>> | undefined): void {
+    const meter = this.#meter;
+    if (meter === undefined || this.#activeGauge !== undefined) return;
+    const gauge = meter.createObservableGauge('mongostore.session.active', {
       description: 'Live sessions, by provider (absent: anonymous sessions).',
       unit: '{session}',
     });
-    this.#activeGauge.addCallback(async (result) => {
-      if (last === undefined || performance.now() - last.at >= this.#activeSessionsInterval) await refresh();
-      for (const [provider, value] of last?.counts ?? []) {
-        result.observe(value, provider === null ? this.#database : { ...this.#database, 'mongostore.session.provider': provider });
+    this.#activeGauge = gauge;
+    let last: { at: number; counts: ReadonlyMap<string | null, number> | undefined } | undefined;
+    let counting: Promise<boolean> | undefined;
+    const seen = new Map<string | null, Attributes>();
+    /** Counts once (parallel collections share it); false when the store is gone. */
+    const refresh = () =>
+      (counting ??= (async () => {
+        const pending = count();
+        if (pending === undefined) return false;
+        try {
+          last = { at: performance.now(), counts: await pending };
+        } catch {
+          last = { at: performance.now(), counts: undefined };
+        } finally {
+          counting = undefined;
+        }
+        return true;
+      })());
+    const callback: Otel.ObservableCallback = async (result) => {
+      if (last === undefined || performance.now() - last.at >= this.#activeSessionsInterval) {
+        if (!(await refresh())) {
+          gauge.removeCallback(callback);
+          return;
+        }
       }
-    });
+      const counts = last?.counts;
+      if (counts === undefined) return;
+      for (const provider of counts.keys()) {
+        if (!seen.has(provider)) {
+          seen.set(provider, provider === null ? this.#database : { ...this.#database, 'mongostore.session.provider': provider });
+        }
+      }
+      for (const [provider, attributes] of seen) result.observe(counts.get(provider) ?? 0, attributes);
+    };
+    gauge.addCallback(callback);
   }
 }
 

@@ -5,7 +5,7 @@
  * are this class over their backends.
  */
 import { defaultTimeoutMs, type SessionBackend, withTimeout } from './backend.ts';
-import { isValidInterval, runEvery } from './cleanup.ts';
+import { checkBatchSize, defaultCleanupBatchSize, deleteInBatches, isValidInterval, runEvery } from './cleanup.ts';
 import { SessionOptionsError } from './errors.ts';
 import { instrumentBackend } from './instrumented-backend.ts';
 import { Telemetry, type TelemetryOptions } from './telemetry.ts';
@@ -36,6 +36,8 @@ export interface TokenStoreConfig {
    * installed; `false` turns it off.
    */
   telemetry?: TelemetryOptions | false | undefined;
+  /** Most expired tokens one cleanup statement deletes (a tick runs batches until one is short). Default 1,000. */
+  cleanupBatchSize?: number | undefined;
   /** Receives each failed cleanup tick. Default: `console.error`. */
   onError?: ((error: unknown) => void) | undefined;
 }
@@ -81,13 +83,24 @@ export class TokenStore {
     if (timeout !== 0 && !isValidInterval(timeout)) {
       throw new SessionOptionsError('cleanupTimeout must be a number of milliseconds >= 0');
     }
+    const batchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
     this.#hashTokens = config.hashTokens ?? false;
     this.#tokens = instrumentBackend(backend, Telemetry.create(config.telemetry, backend.database));
     const onError = config.onError ?? ((error) => console.error('mongostore: token cleanup failed:', error));
     this.#cleanupLoop =
       interval === 0
         ? Promise.resolve()
-        : runEvery(this.#cleanup.signal, interval, () => withTimeout('deleteExpired', timeout, (signal) => this.#tokens.deleteExpired(signal)), onError);
+        : runEvery(
+            this.#cleanup.signal,
+            interval,
+            () =>
+              deleteInBatches(
+                batchSize,
+                (limit) => withTimeout('deleteExpired', timeout, (signal) => this.#tokens.deleteExpired(limit, signal)),
+                this.#cleanup.signal,
+              ),
+            onError,
+          );
   }
 
   /** Creates the backend's schema now rather than before the first command. */

@@ -165,6 +165,37 @@ describe('the server the tests run against', () => {
     }
   });
 
+  it('a batch of cleanup: find expired ids with a limit and a projection, then deleteMany of those ids still expired', async () => {
+    const past = new Date(Date.now() - hour);
+    await docs.insertMany(Array.from({ length: 7 }, (_, i) => ({ _id: `x${i}`, expiresAt: past })));
+    await docs.insertOne({ _id: 'live', expiresAt: new Date(Date.now() + hour) });
+    const batch = await docs.find({ expiresAt: { $lte: new Date() } }, { projection: { _id: 1 }, limit: 5 }).toArray();
+    expect(batch).toHaveLength(5);
+    expect(batch.every((doc) => Object.keys(doc).join() === '_id')).toBe(true);
+    await docs.updateOne({ _id: batch[0]?._id ?? '' }, { $set: { expiresAt: new Date(Date.now() + hour) } }); // refreshed meanwhile
+    const deleted = await docs.deleteMany({ _id: { $in: batch.map((doc) => doc._id) }, expiresAt: { $lte: new Date() } });
+    expect(deleted.deletedCount).toBe(4);
+    expect(await docs.countDocuments()).toBe(4);
+  });
+
+  it('counts live documents grouped by a field that some documents lack (the live-session gauge)', async () => {
+    const later = new Date(Date.now() + hour);
+    await docs.insertMany([
+      { _id: 'a', expiresAt: later, provider: 'password' },
+      { _id: 'b', expiresAt: later, provider: 'password' },
+      { _id: 'c', expiresAt: later, provider: 'github' },
+      { _id: 'd', expiresAt: later },
+      { _id: 'e', expiresAt: new Date(Date.now() - hour), provider: 'github' },
+    ]);
+    const groups = await docs
+      .aggregate<{ _id: string | null; count: number }>([
+        { $match: { expiresAt: { $gt: new Date() } } },
+        { $group: { _id: '$provider', count: { $sum: 1 } } },
+      ])
+      .toArray();
+    expect(Object.fromEntries(groups.map((group) => [String(group._id), group.count]))).toEqual({ password: 2, github: 1, null: 1 });
+  });
+
   it('TTL indexes: MongoDB accepts them, FerretDB 1.x refuses them (the store must not rely on them)', async () => {
     const ferret = await isFerretDB(t.db);
     const ttl = docs.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0, name: 'ttl' });

@@ -631,6 +631,38 @@ describe('autoClean', () => {
     expect(afterStop).toEqual([]);
   });
 
+  it('deletes in bounded batches: a tick runs batch after batch until one comes back short, and keeps live sessions', async () => {
+    const { store, docs } = await makeStore({ cleanupBatchSize: 10 });
+    for (let i = 0; i < 25; i++) await docs.insertExpired(`expired-${i}`);
+    const live = await createSession(store, { visits: 1 });
+    const controller = new AbortController();
+    // Two ticks at most (at 60 and 120 ms), and no other command meanwhile.
+    const commands = await backend.during(async () => {
+      const loop = store.startAutoClean(controller.signal, 60);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      controller.abort();
+      await loop;
+    });
+    // The first tick: batches of 10, 10 and 5 (MongoDB: a find of the ids,
+    // then their delete, and a later tick finds nothing; PostgreSQL: one
+    // DELETE each); one unbounded delete per tick would make 2 at most.
+    if (backend.name === 'MongoDB') {
+      expect(commands.slice(0, 6)).toEqual(['read', 'delete', 'read', 'delete', 'read', 'delete']);
+      expect(commands.slice(6).every((kind) => kind === 'read')).toBe(true);
+    } else {
+      expect(commands.length).toBeGreaterThanOrEqual(3);
+      expect(commands.every((kind) => kind === 'delete')).toBe(true);
+    }
+    expect(await docs.count()).toBe(1);
+    expect(await docs.liveKeys()).toEqual([live.session.id]);
+  });
+
+  it('refuses a batch size that is not a whole number from 1 to 100,000', async () => {
+    for (const cleanupBatchSize of [0, -1, 1.5, 100_001, Number.NaN, '10']) {
+      await expect(backend.sessionStore({ keyPairs: [k1], cleanupBatchSize: cleanupBatchSize as number })).rejects.toThrow(SessionOptionsError);
+    }
+  });
+
   it('resolves at once, with no command, for an aborted signal', async () => {
     const { store } = await makeStore();
     const commands = await backend.during(() => store.startAutoClean(AbortSignal.abort(), 1));

@@ -18,14 +18,24 @@ import { type SessionStoreConfig, SessionOptionsError, SessionStoreError } from 
 import { CookieCodec } from '../src/codec.ts';
 import { instrumentBackend } from '../src/instrumented-backend.ts';
 import { newSessionId } from '../src/session.ts';
-import type { SessionStore } from '../src/session-store.ts';
+import { SessionStore } from '../src/session-store.ts';
 import { Telemetry } from '../src/telemetry.ts';
+import { MemoryBackend } from '../bench/memory-backend.ts';
 import { type Backend, backends } from './support/backends.ts';
 import { onlyCookie, randomKey, requestWith } from './support/http.ts';
 
 type Values = { user?: string; provider?: string; visits?: number };
 const oldPair = { authentication: randomKey(), encryption: randomKey() };
 const newPair = { authentication: randomKey(), encryption: randomKey() };
+
+/** An in-memory backend that counts the gauge's counting calls. */
+class CountingBackend extends MemoryBackend {
+  counts = 0;
+  override countLiveByProvider(): Promise<Map<string | null, number>> {
+    this.counts++;
+    return super.countLiveByProvider();
+  }
+}
 
 /** An SDK pipeline whose metrics and spans the test reads. */
 function pipeline() {
@@ -250,6 +260,34 @@ describe.each(backends)('telemetry on $name', (backend: Backend) => {
     expect(await store.getActiveSessionsCount()).toBe(4);
   });
 
+  it('observes 0 for a provider whose sessions all ended, not its last count', async () => {
+    const otel = pipeline();
+    const { store } = await backend.sessionStore<Values>({ keyPairs: [newPair], telemetry: { meterProvider: otel.meterProvider, activeSessionsInterval: 50 } });
+    await signIn(store, 'alice');
+    await signIn(store, 'carol', 'github');
+    const byProvider = async () =>
+      Object.fromEntries((await otel.points('mongostore.session.active')).map((point) => [String(point.attributes['mongostore.session.provider']), point.value]));
+    expect(await byProvider()).toEqual({ password: 1, github: 1 });
+    await store.expireSessions('carol', 'github');
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(await byProvider()).toEqual({ password: 1, github: 0 });
+  });
+
+  it('a failed count is observed as nothing, not a stale value, and is not retried before the interval is over', async () => {
+    const otel = pipeline();
+    const dead = backend.unreachable();
+    dead.sessions({
+      keyPairs: [newPair],
+      timeoutMs: 500,
+      telemetry: { meterProvider: otel.meterProvider, tracerProvider: otel.tracerProvider, activeSessionsInterval: 60_000 },
+    });
+    for (let i = 0; i < 4; i++) expect(await otel.points('mongostore.session.active')).toEqual([]);
+    const counts = otel.spans.getFinishedSpans().filter((span) => span.name.startsWith('countLiveByProvider'));
+    expect(counts).toHaveLength(1);
+    expect(counts[0]?.status.code).toBe(SpanStatusCode.ERROR);
+    await dead.close();
+  });
+
   it('the token store reports its calls too: a span and a duration point each', async () => {
     const otel = pipeline();
     const { store } = await backend.tokenStore({ telemetry: { meterProvider: otel.meterProvider, tracerProvider: otel.tracerProvider } });
@@ -303,6 +341,27 @@ describe('the global providers of @opentelemetry/api', () => {
     } finally {
       metrics.disable();
     }
+  });
+});
+
+describe('a store nobody holds any more', () => {
+  it('is not kept alive by the gauge: its callback stops counting once the store is collected', async () => {
+    const gc = (globalThis as { gc?: () => void }).gc;
+    expect(gc).toBeTypeOf('function'); // vitest.config.ts runs the tests with --expose-gc
+    const otel = pipeline();
+    const backend = new CountingBackend();
+    (() => {
+      new SessionStore(backend, { keyPairs: [newPair], telemetry: { meterProvider: otel.meterProvider, activeSessionsInterval: 1 } });
+    })();
+    await otel.points('mongostore.session.active');
+    expect(backend.counts).toBe(1);
+    for (let i = 0; i < 5 && backend.counts < 100; i++) {
+      gc?.();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await otel.points('mongostore.session.active');
+    await otel.points('mongostore.session.active');
+    expect(backend.counts).toBe(1);
   });
 });
 

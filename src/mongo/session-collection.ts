@@ -321,8 +321,8 @@ export class SessionCollection implements SessionBackend {
   }
 
   /** Counts live documents by `provider` (null: no owner). One `aggregate`, served by the expiry index. */
-  async countLiveByProvider(): Promise<Map<string | null, number>> {
-    const groups = await this.#run('countByProvider', undefined, () =>
+  async countLiveByProvider(signal?: AbortSignal): Promise<Map<string | null, number>> {
+    const groups = await this.#run('countByProvider', signal, () =>
       this.#collection
         .aggregate<{ _id: string | null; count: number }>([
           { $match: { expiresAt: { $gt: new Date() }, ...notReplaced } },
@@ -333,12 +333,22 @@ export class SessionCollection implements SessionBackend {
     return new Map(groups.map((group) => [typeof group._id === 'string' ? group._id : null, group.count]));
   }
 
-  /** Deletes expired documents. One command. @returns how many. */
-  async deleteExpired(signal?: AbortSignal): Promise<number> {
-    const result = await this.#run('deleteExpired', signal, () =>
-      this.#collection.deleteMany({ expiresAt: { $lte: new Date() } }),
-    );
-    return result.deletedCount;
+  /**
+   * Deletes at most `limit` expired documents: a `find` of their ids on the
+   * expiry index, then a `deleteMany` of those ids that are still expired
+   * (MongoDB's delete has no limit but one). Two commands; none to delete
+   * after an empty find. @returns how many.
+   */
+  async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
+    const now = new Date();
+    return this.#run('deleteExpired', signal, async () => {
+      const expired = await this.#collection
+        .find({ expiresAt: { $lte: now } }, { projection: { _id: 1 }, limit })
+        .toArray();
+      if (expired.length === 0) return 0;
+      const result = await this.#collection.deleteMany({ _id: { $in: expired.map((doc) => doc._id) }, expiresAt: { $lte: now } });
+      return result.deletedCount;
+    });
   }
 
   #key(id: string): string {

@@ -58,8 +58,7 @@ export class SessionTable implements SessionBackend {
       throw new SessionOptionsError(`table must be a plain SQL identifier of at most 48 characters, not ${JSON.stringify(table)}`);
     }
     this.#pool = pool;
-    const database = (pool as { options?: { database?: unknown } }).options?.database;
-    this.database = { system: 'postgresql', namespace: typeof database === 'string' ? database : undefined, collection: table };
+    this.database = { system: 'postgresql', namespace: databaseName(pool), collection: table };
     this.#name = table;
     this.#table = `"${table}"`;
     this.#options = options;
@@ -250,18 +249,24 @@ export class SessionTable implements SessionBackend {
   }
 
   /** Counts live rows by `provider` (null: no owner). One statement. */
-  async countLiveByProvider(): Promise<Map<string | null, number>> {
+  async countLiveByProvider(signal?: AbortSignal): Promise<Map<string | null, number>> {
     const result = await this.#query<{ provider: string | null; count: string }>(
       'countByProvider',
-      undefined,
+      signal,
       `SELECT provider, count(*) AS count FROM ${this.#table} WHERE expiry > now() AND NOT replaced GROUP BY provider`,
       [],
     );
     return new Map(result.rows.map((row) => [row.provider, Number(row.count)]));
   }
 
-  async deleteExpired(signal?: AbortSignal): Promise<number> {
-    const result = await this.#query('deleteExpired', signal, `DELETE FROM ${this.#table} WHERE expiry <= now()`, []);
+  /** Deletes at most `limit` expired rows, found on the expiry index. One statement. */
+  async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
+    const result = await this.#query(
+      'deleteExpired',
+      signal,
+      `DELETE FROM ${this.#table} WHERE token IN (SELECT token FROM ${this.#table} WHERE expiry <= now() LIMIT $1)`,
+      [limit],
+    );
     return result.rowCount ?? 0;
   }
 
@@ -365,4 +370,17 @@ const addedColumns: readonly [string, string][] = [
 
 function buffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** The pool's database name, from its options or its connection string, for telemetry; undefined when neither says. */
+function databaseName(pool: Pool): string | undefined {
+  const options = (pool as { options?: { database?: unknown; connectionString?: unknown } }).options;
+  if (typeof options?.database === 'string') return options.database;
+  if (typeof options?.connectionString !== 'string') return undefined;
+  try {
+    const name = decodeURIComponent(new URL(options.connectionString).pathname.slice(1));
+    return name === '' ? undefined : name;
+  } catch {
+    return undefined;
+  }
 }
