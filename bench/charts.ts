@@ -24,7 +24,7 @@ async function render(spec: vegaLite.TopLevelSpec, file: string): Promise<void> 
   console.log(`charts: wrote ${join(results, file)}`);
 }
 
-const font = { config: { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 11 } } };
+const font = { config: { font: 'sans-serif', axis: { labelFontSize: 11, titleFontSize: 12, labelLimit: 280 }, legend: { labelFontSize: 11, labelLimit: 280 } } };
 
 if (existsSync(join(results, 'library-cost.json'))) {
   const { rows } = JSON.parse(await readFile(join(results, 'library-cost.json'), 'utf8')) as {
@@ -42,7 +42,7 @@ if (existsSync(join(results, 'library-cost.json'))) {
         height: 180,
         mark: 'bar',
         encoding: {
-          y: { field: 'contender', type: 'nominal', title: null },
+          y: { field: 'contender', type: 'nominal', title: null, axis: { labelLimit: 260 } },
           yOffset: { field: 'runtime', type: 'nominal' },
           x: { field: 'overBare', type: 'quantitative', title: 'µs per request' },
           color: { field: 'runtime', type: 'nominal', title: 'runtime' },
@@ -75,9 +75,11 @@ if (existsSync(join(results, 'scale.json'))) {
       height: { step: 14 },
       mark: 'bar',
       encoding: {
-        y: { field: 'operation', type: 'nominal', title: null },
+        y: { field: 'operation', type: 'nominal', title: null, axis: { labelLimit: 360 } },
         yOffset: { field: 'where', type: 'nominal' },
-        x: { field: 'medianMs', type: 'quantitative', scale: { type: 'log' }, title: 'median ms' },
+        // A log scale has no zero: the bars start at 0.1 ms.
+        x: { field: 'medianMs', type: 'quantitative', scale: { type: 'log', domainMin: 0.1 }, title: 'median ms' },
+        x2: { datum: 0.1 },
         color: { field: 'where', type: 'nominal', title: 'backend, sessions' },
       },
       ...font,

@@ -160,7 +160,9 @@ async function postgres(rows: Row[], pool: pg.Pool, sessions: number): Promise<v
   await signInTen(store);
   await measure(rows, base, 'listSessions (10 sessions)', runs, () => store.listSessions(user, provider), capture);
   await measure(rows, base, 'getActiveSessionsCount', runs, () => store.getActiveSessionsCount(), capture);
-  await measure(rows, base, 'cleanup tick (every expired session, batches of 1,000)', 1, () => cleanupTick(new SessionTable(pool, table, { hashIds: false, indexOwners: true })), capture);
+  const tableBackend = new SessionTable(pool, table, { hashIds: false, indexOwners: true });
+  await tableBackend.ensureSchema(); // its catalog read is not the tick's
+  await measure(rows, base, 'cleanup tick (every expired session, batches of 1,000)', 1, () => cleanupTick(tableBackend), capture);
   await pool.query(`DROP TABLE ${table}`);
   pool.query = query as typeof pool.query;
 }
@@ -236,7 +238,9 @@ async function mongo(rows: Row[], client: MongoClient, uri: string, sessions: nu
   await signInTen(store);
   await measure(rows, base, 'listSessions (10 sessions)', mongoRuns, () => store.listSessions(user, provider), capture);
   await measure(rows, base, 'getActiveSessionsCount', mongoRuns, () => store.getActiveSessionsCount(), capture);
-  await measure(rows, base, 'cleanup tick (every expired session, batches of 1,000)', 1, () => cleanupTick(new SessionCollection(db, 'sessions', { hashIds: false, ttlIndex: false, indexOwners: true })), capture);
+  const collectionBackend = new SessionCollection(db, 'sessions', { hashIds: false, ttlIndex: false, indexOwners: true });
+  await collectionBackend.ensureSchema(); // its index commands are not the tick's
+  await measure(rows, base, 'cleanup tick (every expired session, batches of 1,000)', 1, () => cleanupTick(collectionBackend), capture);
   client.off('commandStarted', onCommand);
   await explainer.close();
   await db.dropDatabase();
