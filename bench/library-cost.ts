@@ -34,6 +34,11 @@ import { MemoryBackend } from './memory-backend.ts';
 // the peers are measured as shipped. Under tsx, src/ would carry the
 // transpiler's helpers on every closure.
 const dist = '../dist/';
+if (!process.argv.includes('--child')) {
+  // The parent builds dist/ before anything imports it (the children run after).
+  const root = join(import.meta.dirname, '..');
+  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
+}
 const { sessions } = (await import(`${dist}hono.js`)) as typeof HonoEntry;
 const { SessionStore } = (await import(`${dist}index.js`)) as typeof MainEntry;
 
@@ -253,8 +258,6 @@ if (childAt !== -1) {
     { name: 'Bun', command: join(runtimes, '@oven', 'bun-linux-x64', 'bin', 'bun'), args: [] },
   ].filter((target) => existsSync(target.command));
   if (targets.length === 0) throw new Error('no runtimes: run `npm ci --prefix scripts/runtimes` first');
-  const root = join(import.meta.dirname, '..');
-  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   const named = contenders();
   const measured = Object.keys(named).filter((name) => named[name]?.baseline);
   const results: { runtime: string; perRequest: Record<string, Record<Scenario, number>>; overBare: Record<string, Record<Scenario, number>>; ironSeal: number }[] = [];

@@ -422,11 +422,15 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   }
 
   /**
-   * Deletes expired documents every `intervalMs` until `signal` aborts: one
-   * deleteMany per tick, the first one interval after the call. A failed
-   * tick goes to the `onError` option and the loop carries on. The timers
-   * never keep the process alive. Resolves once the loop has stopped (after
-   * a tick in progress); at once, with no command, for an aborted signal.
+   * Deletes expired documents every `intervalMs` until `signal` aborts, the
+   * first tick one interval after the call. A tick deletes in batches of
+   * `cleanupBatchSize` until one comes back short (each batch one bounded
+   * statement on PostgreSQL, a find of ids and their delete on MongoDB,
+   * each within `timeoutMs`). A failed tick goes to the `onError` option
+   * and the loop carries on. The timers never keep the process alive.
+   * Resolves once the loop has stopped (after the batch in progress: an
+   * abort stops a tick between batches); at once, with no command, for an
+   * aborted signal.
    *
    * @throws TypeError (rejects) for a missing signal or an interval that is
    * not a positive number.

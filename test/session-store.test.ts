@@ -636,10 +636,10 @@ describe('autoClean', () => {
     for (let i = 0; i < 25; i++) await docs.insertExpired(`expired-${i}`);
     const live = await createSession(store, { visits: 1 });
     const controller = new AbortController();
-    // Two ticks at most (at 60 and 120 ms), and no other command meanwhile.
+    // Two ticks at most (at 250 and 500 ms), and no other command meanwhile.
     const commands = await backend.during(async () => {
-      const loop = store.startAutoClean(controller.signal, 60);
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      const loop = store.startAutoClean(controller.signal, 250);
+      await new Promise((resolve) => setTimeout(resolve, 600));
       controller.abort();
       await loop;
     });
