@@ -29,6 +29,7 @@ import type * as HonoEntry from '../src/hono.ts';
 import type { SessionEnv } from '../src/hono.ts';
 import type * as MainEntry from '../src/index.ts';
 import { MemoryBackend } from './memory-backend.ts';
+import { cpuPerRequest, median } from './stats.ts';
 
 // mongostore as users run it: the compiled dist/ (the parent builds it), as
 // the peers are measured as shipped. Under tsx, src/ would carry the
@@ -186,14 +187,6 @@ function cookieHeader(setCookies: string[]): string {
   return setCookies.map((line) => line.split(';')[0]).join('; ');
 }
 
-async function cpuPerRequest(count: number, one: () => Promise<unknown>): Promise<number> {
-  const before = process.cpuUsage();
-  for (let i = 0; i < count; i++) await one();
-  const used = process.cpuUsage(before);
-  return (used.user + used.system) / count;
-}
-
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)] ?? Number.NaN;
 
 /** Runs every contender in this process; the medians per contender and scenario, in CPU µs per request. */
 /**

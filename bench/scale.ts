@@ -22,6 +22,7 @@ import { Binary, type Document, MongoClient } from 'mongodb';
 import pg from 'pg';
 import { resolveMongoServer } from '../servers/mongo.ts';
 import { resolvePostgresServer } from '../servers/postgres.ts';
+import { median } from './stats.ts';
 import { defaultCleanupBatchSize, deleteInBatches } from '../src/cleanup.ts';
 import { MongoStore, type SessionBackend, type SessionStore } from '../src/index.ts';
 import { SessionCollection } from '../src/mongo/session-collection.ts';
@@ -54,7 +55,6 @@ interface Row {
   plans: string[];
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)] ?? Number.NaN;
 
 async function timed(action: () => Promise<unknown>): Promise<number> {
   const started = performance.now();

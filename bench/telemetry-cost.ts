@@ -24,6 +24,7 @@ import { Hono } from 'hono';
 import { type SessionEnv, sessions } from '../src/hono.ts';
 import { SessionStore, type SessionStoreConfig } from '../src/index.ts';
 import { MemoryBackend } from './memory-backend.ts';
+import { cpuPerRequest, median, quantile } from './stats.ts';
 
 type Values = { visits: number };
 const requests = Number(process.env.BENCH_REQUESTS ?? 2000);
@@ -67,20 +68,14 @@ async function cookieOf(hono: Hono<SessionEnv<Values>>): Promise<string> {
 }
 
 /** CPU µs per request of `count` requests of `scenario`; checks the answers. */
-async function measure(hono: Hono<SessionEnv<Values>>, scenario: (typeof scenarios)[number], cookie: string, count: number): Promise<number> {
+function measure(hono: Hono<SessionEnv<Values>>, scenario: (typeof scenarios)[number], cookie: string, count: number): Promise<number> {
   const init = scenario === 'new' ? {} : { headers: { cookie } };
-  const before = process.cpuUsage();
-  for (let i = 0; i < count; i++) {
+  return cpuPerRequest(count, async () => {
     const response = await hono.request(`https://app.example/${scenario}`, init);
     if (response.status !== 200) throw new Error(`${scenario}: status ${response.status}`);
     await response.arrayBuffer();
-  }
-  const used = process.cpuUsage(before);
-  return (used.user + used.system) / count;
+  });
 }
-
-const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) * q)] ?? Number.NaN;
-const median = (values: number[]) => quantile(values, 0.5);
 
 const cookies = Object.fromEntries(await Promise.all(Object.entries(variants).map(async ([name, hono]) => [name, await cookieOf(hono)]))) as Record<Variant, string>;
 const samples: Record<string, number[]> = {};

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run check`: everything CI checks, after `npm ci`. Prints the time of
+# `npm test`: everything CI checks, after `npm ci`. Prints the time of
 # each part. See README, "Contributing".
 #
 #   set-up      FerretDB launcher (cached), Debian's PostgreSQL and Chromium

@@ -1,5 +1,5 @@
 /**
- * The package as a user gets it (`npm run check` runs this; see README,
+ * The package as a user gets it (`npm test` runs this; see README,
  * "Contributing"):
  *
  *  1. `npm pack` (which builds dist/), then publint and @arethetypeswrong on
@@ -19,12 +19,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveMongoServer } from '../servers/mongo.ts';
-import { resolvePostgresServer } from '../servers/postgres.ts';
+import { freePort, resolvePostgresServer } from '../servers/postgres.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const runtimes = join(root, 'scripts', 'runtimes', 'node_modules');
@@ -64,15 +63,6 @@ function run(command: string, args: string[], cwd: string, env: NodeJS.ProcessEn
       code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} (in ${cwd}) exited with ${code ?? signal}`)),
     );
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== 'object' || address === null) throw new Error('no free port');
-  return address.port;
 }
 
 function check(condition: boolean, message: string): asserts condition {

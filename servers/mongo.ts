@@ -11,7 +11,7 @@
  * Otherwise it throws one error that names all three ways.
  *
  * Run as a script (`node --import tsx servers/mongo.ts build`) it only
- * builds the FerretDB launcher, which is what `scripts/setup.sh` (part of `npm run check`) does first.
+ * builds the FerretDB launcher, which is what `scripts/setup.sh` (part of `npm test`) does first.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

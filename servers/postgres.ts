@@ -28,7 +28,7 @@ export async function resolvePostgresServer(): Promise<PostgresTestServer> {
   if (!bin) {
     throw new Error(
       'No PostgreSQL for the tests: set PG_URI=postgres://..., or install Debian\'s postgresql package ' +
-        '(npm run check does, through scripts/setup.sh) so a throwaway cluster can be started.',
+        '(npm test does, through scripts/setup.sh) so a throwaway cluster can be started.',
     );
   }
   const dir = await mkdtemp(join(tmpdir(), 'mongostore-pg-'));
@@ -92,7 +92,8 @@ function postgresUser(): { uid: number; gid: number } {
   return { uid: id('-u'), gid: id('-g') };
 }
 
-function freePort(): Promise<number> {
+/** A port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

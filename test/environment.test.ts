@@ -1,5 +1,5 @@
 /**
- * The run is on the runtime and driver it asked for: `npm run check` names
+ * The run is on the runtime and driver it asked for: `npm test` names
  * them in EXPECT_RUNTIME and MONGODB_DRIVER, so a matrix entry that silently
  * ran on something else (plain `bunx` runs vitest on Node) fails here.
  */

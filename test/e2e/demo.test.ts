@@ -28,7 +28,7 @@ beforeAll(async () => {
   if (!existsSync(chromiumPath)) {
     throw new Error(
       `No Chromium at ${chromiumPath}: install Debian's chromium and chromium-driver packages ` +
-        '(npm run check does, through scripts/setup.sh), or set CHROMIUM_PATH.',
+        '(npm test does, through scripts/setup.sh), or set CHROMIUM_PATH.',
     );
   }
   const uri = inject('mongoUri');
