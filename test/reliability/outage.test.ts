@@ -84,6 +84,27 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
 
   server = await startFerretDB({ dataDir, address: server.address });
 
+  // The driver finds the server again on its own; until its monitor has, a
+  // request may still fail (seen once on a loaded CI machine: a pooled
+  // connection reset after the restart, and the retry's server selection
+  // outran this test's 1.5 s serverSelectionTimeoutMS). Recovery is the
+  // promise, so wait for the first success, bounded, and count what failed.
+  let failedWhileReconnecting = 0;
+  await expect
+    .poll(
+      () =>
+        store.get(requestWith({ sid: cookies[0] ?? '' }), 'sid').then(
+          (session) => !session.isNew,
+          (error: unknown) => {
+            expect(error).toBeInstanceOf(SessionStoreError);
+            failedWhileReconnecting += 1;
+            return false;
+          },
+        ),
+      { timeout: 20_000, interval: 200 },
+    )
+    .toBe(true);
+
   // The same instances work again, and nothing saved before the outage is lost.
   let readable = 0;
   for (let i = 0; i < cookies.length; i += 100) {
@@ -106,7 +127,8 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
   console.log(
     `outage: 1000 sessions saved, server stopped; get rejected after ${Math.round(getMs)} ms ` +
       `(serverSelectionTimeoutMS ${serverSelectionTimeoutMS}); failed ticks reported ${JSON.stringify(failedTicks)}; ` +
-      `after restart ${readable}/1000 readable; unhandled rejections: ${unhandled.length}`,
+      `after restart ${failedWhileReconnecting} request(s) failed before the driver reconnected, then ${readable}/1000 readable; ` +
+      `unhandled rejections: ${unhandled.length}`,
   );
   expect(unhandled).toEqual([]);
 }, 120_000);
