@@ -657,6 +657,25 @@ describe('autoClean', () => {
     expect(await docs.liveKeys()).toEqual([live.session.id]);
   });
 
+  it('an abort stops a tick between batches: the loop resolves with expired sessions left, and sends nothing after', async () => {
+    const { store, docs } = await makeStore({ cleanupBatchSize: 1 });
+    const expired = 200;
+    for (let i = 0; i < expired; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, j) => docs.insertExpired(`expired-${i + j}`)));
+    }
+    const controller = new AbortController();
+    const loop = store.startAutoClean(controller.signal, 10);
+    // One batch of one deletes one session; 200 batches take far longer
+    // than this 5 ms poll, so the abort lands inside the first tick.
+    await expect.poll(() => docs.count(), { timeout: 10_000, interval: 5 }).toBeLessThan(expired);
+    controller.abort();
+    await loop;
+    const left = await docs.count();
+    expect(left).toBeGreaterThan(0);
+    expect(await backend.during(() => new Promise((resolve) => setTimeout(resolve, 100)))).toEqual([]);
+    expect(await docs.count()).toBe(left);
+  });
+
   it('refuses a batch size that is not a whole number from 1 to 100,000', async () => {
     for (const cleanupBatchSize of [0, -1, 1.5, 100_001, Number.NaN, '10']) {
       await expect(backend.sessionStore({ keyPairs: [k1], cleanupBatchSize: cleanupBatchSize as number })).rejects.toThrow(SessionOptionsError);

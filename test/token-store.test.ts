@@ -201,6 +201,36 @@ describe('background cleanup', () => {
     await dead.close();
   });
 
+  it('deletes in bounded batches of cleanupBatchSize, and keeps live tokens', async () => {
+    const place = `tokens_batches_${Math.random().toString(36).slice(2, 10)}`;
+    const { store: writer, raw: docs } = await backend.tokenStore({ cleanupInterval: 0 }, place);
+    for (let i = 0; i < 25; i++) await writer.commit(`dead-${i}`, new Uint8Array([1]), earlier());
+    await writer.commit('live', new Uint8Array([1]), later());
+    // Its loop starts with it: two ticks at most (at 250 and 500 ms), and
+    // no other command once its schema is in place.
+    const { store } = await backend.tokenStore({ cleanupInterval: 250, cleanupBatchSize: 10 }, place);
+    const cleanup = await backend.during(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 550));
+      await store.stopCleanup();
+    });
+    // The first tick: batches of 10, 10 and 5, as for the session store.
+    if (backend.name === 'MongoDB') {
+      expect(cleanup.slice(0, 6)).toEqual(['read', 'delete', 'read', 'delete', 'read', 'delete']);
+      expect(cleanup.slice(6).every((kind) => kind === 'read')).toBe(true);
+    } else {
+      expect(cleanup.length).toBeGreaterThanOrEqual(3);
+      expect(cleanup.every((kind) => kind === 'delete')).toBe(true);
+    }
+    expect(await docs.count()).toBe(1);
+    expect(await writer.find('live')).toEqual(new Uint8Array([1]));
+  });
+
+  it('refuses a batch size that is not a whole number from 1 to 100,000', async () => {
+    for (const cleanupBatchSize of [0, -1, 1.5, 100_001, Number.NaN, '10']) {
+      await expect(backend.tokenStore({ cleanupInterval: 0, cleanupBatchSize: cleanupBatchSize as number })).rejects.toThrow(SessionOptionsError);
+    }
+  });
+
   it('refuses a negative or non-numeric interval or timeout', async () => {
     await expect(backend.tokenStore({ cleanupInterval: -1 })).rejects.toThrow(TypeError);
     await expect(backend.tokenStore({ cleanupInterval: Number.NaN })).rejects.toThrow(TypeError);

@@ -85,30 +85,29 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
   server = await startFerretDB({ dataDir, address: server.address });
 
   // The driver finds the server again on its own; until its monitor has, a
-  // request may still fail (seen once on a loaded CI machine: a pooled
-  // connection reset after the restart, and the retry's server selection
-  // outran this test's 1.5 s serverSelectionTimeoutMS). Recovery is the
-  // promise, so wait for the first success, bounded, and count what failed.
-  let failedWhileReconnecting = 0;
-  await expect
-    .poll(
-      () =>
-        store.get(requestWith({ sid: cookies[0] ?? '' }), 'sid').then(
-          (session) => !session.isNew,
-          (error: unknown) => {
-            expect(error).toBeInstanceOf(SessionStoreError);
-            failedWhileReconnecting += 1;
-            return false;
-          },
-        ),
-      { timeout: 20_000, interval: 200 },
-    )
-    .toBe(true);
+  // request may fail, and so may one on a connection the restarted server
+  // drops (a loaded CI run saw both: a pooled connection reset, then the
+  // retry's server selection outran this test's 1.5 s). What a user sees is
+  // a SessionStoreError and a retry that works, so each read below gets up
+  // to three attempts, and every failed one must be that error.
+  let failedAttempts = 0;
+  const getRetrying = async (cookie: string) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await store.get(requestWith({ sid: cookie }), 'sid');
+      } catch (error) {
+        expect(error).toBeInstanceOf(SessionStoreError);
+        failedAttempts += 1;
+        if (attempt === 3) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+    }
+  };
 
   // The same instances work again, and nothing saved before the outage is lost.
   let readable = 0;
   for (let i = 0; i < cookies.length; i += 100) {
-    const loaded = await Promise.all(cookies.slice(i, i + 100).map((cookie) => store.get(requestWith({ sid: cookie }), 'sid')));
+    const loaded = await Promise.all(cookies.slice(i, i + 100).map(getRetrying));
     readable += loaded.filter((session, j) => !session.isNew && session.values.n === i + j).length;
   }
   expect(readable).toBe(1000);
@@ -127,7 +126,7 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
   console.log(
     `outage: 1000 sessions saved, server stopped; get rejected after ${Math.round(getMs)} ms ` +
       `(serverSelectionTimeoutMS ${serverSelectionTimeoutMS}); failed ticks reported ${JSON.stringify(failedTicks)}; ` +
-      `after restart ${failedWhileReconnecting} request(s) failed before the driver reconnected, then ${readable}/1000 readable; ` +
+      `after restart ${readable}/1000 readable (${failedAttempts} attempt(s) failed while the driver reconnected); ` +
       `unhandled rejections: ${unhandled.length}`,
   );
   expect(unhandled).toEqual([]);
