@@ -259,12 +259,19 @@ export class SessionTable implements SessionBackend {
     return new Map(result.rows.map((row) => [row.provider, Number(row.count)]));
   }
 
-  /** Deletes at most `limit` expired rows, found on the expiry index. One statement. */
+  /**
+   * Deletes at most `limit` expired rows, found on the expiry index. One
+   * statement. The outer `expiry <= now()` is not redundant: a row the
+   * subquery chose and another transaction then made live again (a token
+   * committed anew, a refresh that began just before the expiry) is
+   * rechecked, after its lock is released, against these conditions only,
+   * so without it the live row would be deleted.
+   */
   async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
     const result = await this.#query(
       'deleteExpired',
       signal,
-      `DELETE FROM ${this.#table} WHERE token IN (SELECT token FROM ${this.#table} WHERE expiry <= now() LIMIT $1)`,
+      `DELETE FROM ${this.#table} WHERE token IN (SELECT token FROM ${this.#table} WHERE expiry <= now() LIMIT $1) AND expiry <= now()`,
       [limit],
     );
     return result.rowCount ?? 0;
