@@ -8,8 +8,10 @@
  *
  *   node --import tsx bench/library-cost.ts          all runtimes (Node 20, Node 24, Bun from
  *                                                    scripts/runtimes), results in bench/results/library-cost.*
- *   BENCH_REQUESTS=200 BENCH_ROUNDS=3 ...            a quick run (CI's smoke test)
- *   node --import tsx bench/library-cost.ts --child  one runtime, JSON on stdout (after `npm run build`)
+ *   BENCH_REQUESTS=200 BENCH_ROUNDS=3 BENCH_WARMUP_MS=0 ...
+ *                                                    a quick run (CI's smoke test)
+ *   node --import tsx bench/library-cost.ts --child <contender> <scenario>
+ *                                                    one measurement, JSON on stdout (after `npm run build`)
  *
  * mongostore is measured from dist/, as users run it (the parent builds it first).
  */
@@ -44,6 +46,8 @@ const { sessions } = (await import(`${dist}hono.js`)) as typeof HonoEntry;
 const { SessionStore } = (await import(`${dist}index.js`)) as typeof MainEntry;
 
 const requests = Number(process.env.BENCH_REQUESTS ?? 2000);
+/** Wall-clock ms each contender, and the seal, run before the rounds (at least `requests / 4` calls). */
+const warmUpMs = Number(process.env.BENCH_WARMUP_MS ?? 3000);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 9);
 const scenarios = ['new', 'read', 'incr'] as const;
 type Scenario = (typeof scenarios)[number];
@@ -182,25 +186,36 @@ function contenders(): Record<string, Contender> {
   };
 }
 
+/** Runs `one` for `warmUpMs` of wall-clock time, and at least `requests / 4` times. */
+async function warmUp(one: () => Promise<unknown>): Promise<void> {
+  const until = performance.now() + warmUpMs;
+  for (let done = 0; done < requests / 4 || performance.now() < until; done++) await one();
+}
+
 /** `name=value` pairs of every Set-Cookie, as one Cookie header. */
 function cookieHeader(setCookies: string[]): string {
   return setCookies.map((line) => line.split(';')[0]).join('; ');
 }
 
 
-/** Runs every contender in this process; the medians per contender and scenario, in CPU µs per request. */
 /**
- * Runs one contender and its bare framework in this process, interleaved
- * (and, for mongostore, one iron seal); the medians in CPU µs per request.
- * Each contender gets a process of its own, so no library's garbage lands in
- * another's numbers.
+ * Runs one contender and its bare framework in this process, interleaved,
+ * for one scenario (and, for mongostore's new sessions, one iron seal); the
+ * medians in CPU µs per request. Each contender and scenario gets a process
+ * of its own, so no library's garbage lands in another's numbers, and the
+ * sessions a new-session run leaves in its in-memory store (in a real
+ * deployment they live in the database) do not slow the returning runs.
  */
-async function measureHere(contender: string): Promise<{ runtime: string; perRequest: Record<string, Record<Scenario, number>>; ironSeal: number | undefined }> {
+async function measureHere(
+  contender: string,
+  scenario: Scenario,
+): Promise<{ runtime: string; perRequest: Record<string, number>; ironSeal: number | undefined }> {
   const every = contenders();
   const baseline = every[contender]?.baseline;
   if (!baseline) throw new Error(`no contender ${contender} with a baseline`);
+  if (!scenarios.includes(scenario)) throw new Error(`no scenario ${scenario}`);
   const all = { [contender]: every[contender] as Contender, [baseline]: every[baseline] as Contender };
-  const withSeal = contender === 'mongostore';
+  const withSeal = contender === 'mongostore' && scenario === 'new';
   const cookies: Record<string, string> = {};
   for (const [name, contender] of Object.entries(all)) {
     const made = await contender.send('/new', undefined);
@@ -209,7 +224,7 @@ async function measureHere(contender: string): Promise<{ runtime: string; perReq
     const read = await contender.send('/read', cookies[name]);
     if (contender.baseline !== null && read.body !== '1') throw new Error(`${name}: /read gave ${read.body}, not 1`);
   }
-  const run = (name: string, scenario: Scenario) => {
+  const run = (name: string) => {
     const contender = all[name] as Contender;
     const cookie = scenario === 'new' ? undefined : cookies[name];
     return async () => {
@@ -220,20 +235,20 @@ async function measureHere(contender: string): Promise<{ runtime: string; perReq
   const ironPassword = { id: 'bench', encryption: randomBytes(32), integrity: randomBytes(32) };
   const sealOnce = () => seal({ n: 'sid', i: randomBytes(32).toString('base64url') }, ironPassword, { ...defaults, ttl: 2_592_000_000 });
 
-  for (const name of Object.keys(all)) for (const scenario of scenarios) await cpuPerRequest(Math.ceil(requests / 4), run(name, scenario));
-  if (withSeal) await cpuPerRequest(Math.ceil(requests / 4), sealOnce);
+  // Warm up to the steady state of a long-running server: on Node 24 the
+  // read path needs some 20,000 requests before the JIT has settled, and the
+  // compiler threads' CPU lands in whatever is measured meanwhile.
+  for (const name of Object.keys(all)) await warmUp(run(name));
+  if (withSeal) await warmUp(sealOnce);
   const samples = new Map<string, number[]>();
   const push = (key: string, value: number) => samples.set(key, [...(samples.get(key) ?? []), value]);
   for (let round = 0; round < rounds; round++) {
     const names = Object.keys(all);
     const order = [...names.slice(round % names.length), ...names.slice(0, round % names.length)];
-    for (const scenario of scenarios) for (const name of order) push(`${name}|${scenario}`, await cpuPerRequest(requests, run(name, scenario)));
+    for (const name of order) push(name, await cpuPerRequest(requests, run(name)));
     if (withSeal) push('iron-seal', await cpuPerRequest(requests, sealOnce));
   }
-  const perRequest: Record<string, Record<Scenario, number>> = {};
-  for (const name of Object.keys(all)) {
-    perRequest[name] = Object.fromEntries(scenarios.map((scenario) => [scenario, median(samples.get(`${name}|${scenario}`) ?? [])])) as Record<Scenario, number>;
-  }
+  const perRequest = Object.fromEntries(Object.keys(all).map((name) => [name, median(samples.get(name) ?? [])]));
   const versions = process.versions as Record<string, string | undefined>;
   const runtime = versions.bun ? `Bun ${versions.bun}` : `Node ${process.version}`;
   return { runtime, perRequest, ironSeal: withSeal ? median(samples.get('iron-seal') ?? []) : undefined };
@@ -241,7 +256,7 @@ async function measureHere(contender: string): Promise<{ runtime: string; perReq
 
 const childAt = process.argv.indexOf('--child');
 if (childAt !== -1) {
-  process.stdout.write(`${JSON.stringify(await measureHere(process.argv[childAt + 1] ?? ''))}\n`);
+  process.stdout.write(`${JSON.stringify(await measureHere(process.argv[childAt + 1] ?? '', (process.argv[childAt + 2] ?? '') as Scenario))}\n`);
 } else {
   const runtimes = join(import.meta.dirname, '..', 'scripts', 'runtimes', 'node_modules');
   const tsx = join(import.meta.dirname, '..', 'node_modules', 'tsx', 'dist', 'esm', 'index.mjs');
@@ -257,22 +272,27 @@ if (childAt !== -1) {
   for (const target of targets) {
     const result = { runtime: '', perRequest: {} as Record<string, Record<Scenario, number>>, overBare: {} as Record<string, Record<Scenario, number>>, ironSeal: Number.NaN };
     for (const name of measured) {
-      const output = await new Promise<string>((resolve, reject) => {
-        const child = spawn(target.command, [...target.args, import.meta.filename, '--child', name], { stdio: ['ignore', 'pipe', 'inherit'] });
-        let text = '';
-        child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
-        child.once('error', reject);
-        child.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`${target.name} ${name} exited with ${code}`))));
-      });
-      const one = JSON.parse(output) as Awaited<ReturnType<typeof measureHere>>;
       const baseline = named[name]?.baseline ?? '';
-      result.runtime = one.runtime;
-      result.perRequest[name] = one.perRequest[name] as Record<Scenario, number>;
-      result.perRequest[baseline] ??= one.perRequest[baseline] as Record<Scenario, number>;
-      result.overBare[name] = Object.fromEntries(
-        scenarios.map((scenario) => [scenario, (one.perRequest[name]?.[scenario] ?? Number.NaN) - (one.perRequest[baseline]?.[scenario] ?? Number.NaN)]),
-      ) as Record<Scenario, number>;
-      if (one.ironSeal !== undefined) result.ironSeal = one.ironSeal;
+      result.perRequest[name] = {} as Record<Scenario, number>;
+      result.overBare[name] = {} as Record<Scenario, number>;
+      result.perRequest[baseline] ??= {} as Record<Scenario, number>;
+      for (const scenario of scenarios) {
+        const output = await new Promise<string>((resolve, reject) => {
+          const child = spawn(target.command, [...target.args, import.meta.filename, '--child', name, scenario], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let text = '';
+          child.stdout.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          child.once('error', reject);
+          child.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`${target.name} ${name} ${scenario} exited with ${code}`))));
+        });
+        const one = JSON.parse(output) as Awaited<ReturnType<typeof measureHere>>;
+        result.runtime = one.runtime;
+        const own = one.perRequest[name] ?? Number.NaN;
+        const bare = one.perRequest[baseline] ?? Number.NaN;
+        result.perRequest[name][scenario] = own;
+        result.perRequest[baseline][scenario] ??= bare;
+        result.overBare[name][scenario] = own - bare;
+        if (one.ironSeal !== undefined) result.ironSeal = one.ironSeal;
+      }
     }
     results.push(result);
     console.error(`library cost: ${target.name} done`);
@@ -294,8 +314,8 @@ if (childAt !== -1) {
     '',
     `\`node --import tsx bench/library-cost.ts\`, ${json.date.slice(0, 10)}: CPU µs per request over the bare framework`,
     `(Hono's \`app.request\`; Express through light-my-request), each contender on its own in-memory store,`,
-    `median of ${rounds} rounds of ${requests} requests, each contender in a process of its own, interleaved with its bare framework`,
-    '(whose absolute cost, from the first contender\'s process, heads each table). Chart: `library-cost.svg`.',
+    `median of ${rounds} rounds of ${requests} requests, each contender and scenario in a process of its own, interleaved with its bare framework`,
+    '(whose absolute cost, from the first contender\'s processes, heads each table). Chart: `library-cost.svg`.',
     '',
   ];
   for (const result of results) {

@@ -50,7 +50,7 @@ part "tests on Node 20 with the mongodb 6.x driver" \
 bench_smoke() {
   local out
   out=$(mktemp -d)
-  BENCH_OUT=$out BENCH_REQUESTS=100 BENCH_ROUNDS=2 node --import tsx bench/library-cost.ts > /dev/null
+  BENCH_OUT=$out BENCH_REQUESTS=100 BENCH_ROUNDS=2 BENCH_WARMUP_MS=0 node --import tsx bench/library-cost.ts > /dev/null
   BENCH_OUT=$out BENCH_REQUESTS=100 BENCH_ROUNDS=2 node --import tsx bench/telemetry-cost.ts > /dev/null
   BENCH_OUT=$out BENCH_SCALE_PG=2000 BENCH_SCALE_MONGO=2000 BENCH_RUNS=2 node --import tsx bench/scale.ts > /dev/null
   BENCH_OUT=$out node --import tsx bench/charts.ts
