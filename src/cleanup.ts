@@ -62,15 +62,31 @@ export function checkBatchSize(value: unknown, label: string): number {
   return value;
 }
 
-/** Checks an interval given in milliseconds. */
+/** The longest delay a timer keeps: runtimes run a longer one after 1 ms. */
+export const maxTimerMs = 2_147_483_647;
+
+/** Checks an interval or timeout given in milliseconds: more than 0, at most {@link maxTimerMs}. */
 export function isValidInterval(intervalMs: unknown): intervalMs is number {
-  return typeof intervalMs === 'number' && Number.isFinite(intervalMs) && intervalMs > 0;
+  return typeof intervalMs === 'number' && intervalMs > 0 && intervalMs <= maxTimerMs;
+}
+
+/** Checks an `onError` option: a function, or absent. */
+export function checkErrorHandler(onError: unknown): ((error: unknown) => void) | undefined {
+  if (onError !== undefined && typeof onError !== 'function') {
+    throw new SessionOptionsError('onError must be a function');
+  }
+  return onError as ((error: unknown) => void) | undefined;
 }
 
 function reportSafely(onError: (error: unknown) => void, error: unknown): void {
+  // A broken error handler must not stop the housekeeping, nor, written as
+  // an async function, leave an unhandled rejection (which ends a Node process).
   try {
-    onError(error);
+    const returned: unknown = onError(error);
+    if (typeof (returned as PromiseLike<unknown> | undefined)?.then === 'function') {
+      Promise.resolve(returned).catch(() => {});
+    }
   } catch {
-    // A broken error handler must not stop the housekeeping.
+    // ignored, as documented
   }
 }

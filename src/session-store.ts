@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseCookies } from 'cookie';
 import { defaultTimeoutMs, type Lifetime, type LiveWrite, type SessionBackend, withTimeout, writeFailure } from './backend.ts';
-import { checkBatchSize, defaultCleanupBatchSize, deleteInBatches, isValidInterval, runEvery } from './cleanup.ts';
+import { checkBatchSize, checkErrorHandler, defaultCleanupBatchSize, deleteInBatches, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
 import { type DeviceDetailsInput, deviceFieldsFor, type DeviceInfo, isHandle, newHandle, toDeviceInfo } from './devices.ts';
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
@@ -60,10 +60,12 @@ export interface SessionStoreConfig {
   /**
    * Longest time, in milliseconds, that `get`, `new` and `save` wait for one
    * database command before rejecting with SessionStoreError (cause: a
-   * TimeoutError); a `startAutoClean` tick waits as long, then reports that
-   * error to `onError` and the loop goes on. The command is abandoned, not cancelled: a write may
+   * TimeoutError); each batch of a `startAutoClean` tick waits as long, then
+   * reports that error to `onError` and the loop goes on (the live-session
+   * gauge's count too). The command is abandoned, not cancelled: a write may
    * still complete on the server. Default 10,000; 0 waits as long as the
-   * driver does (30 s of server selection for MongoDB's default client).
+   * driver does (30 s of server selection for MongoDB's default client). At
+   * most 2,147,483,647 (the longest timer).
    */
   timeoutMs?: number | undefined;
   /**
@@ -82,7 +84,11 @@ export interface SessionStoreConfig {
    * installed; nothing is recorded without it; `false` turns it off.
    */
   telemetry?: TelemetryOptions | false | undefined;
-  /** Receives each failed `startAutoClean` tick. Default: `console.error`. */
+  /**
+   * Receives each failed `startAutoClean` tick. Default: `console.error`.
+   * What it throws, or the promise it returns rejects with, is ignored: the
+   * loop goes on.
+   */
   onError?: ((error: unknown) => void) | undefined;
   /**
    * Records more about a session's device when it is created (or
@@ -184,10 +190,13 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     this.#absoluteMaxAgeMs =
       config.absoluteMaxAge === undefined ? undefined : positiveAtMost(config.absoluteMaxAge, maxMaxAge, 'absoluteMaxAge') * 1000;
     this.#saveUninitialized = flag(config.saveUninitialized ?? false, 'saveUninitialized');
-    this.#timeoutMs = nonNegative(config.timeoutMs ?? defaultTimeoutMs, 'timeoutMs');
+    this.#timeoutMs = config.timeoutMs ?? defaultTimeoutMs;
+    if (this.#timeoutMs !== 0 && !isValidInterval(this.#timeoutMs)) {
+      throw new SessionOptionsError(`timeoutMs must be 0 or a number of milliseconds from 1 to ${maxTimerMs}`);
+    }
     this.#maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
     this.#cleanupBatchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
-    this.#onError = config.onError ?? ((error) => console.error('mongostore: cleanup failed:', error));
+    this.#onError = checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: cleanup failed:', error));
     if (config.describeDevice !== undefined && typeof config.describeDevice !== 'function') {
       throw new SessionOptionsError('describeDevice must be a function');
     }
@@ -428,19 +437,22 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * statement on PostgreSQL, a find of ids and their delete on MongoDB,
    * each within `timeoutMs`). A failed tick goes to the `onError` option
    * and the loop carries on. The timers never keep the process alive.
-   * Resolves once the loop has stopped (after the batch in progress: an
-   * abort stops a tick between batches); at once, with no command, for an
-   * aborted signal.
+   * Resolves once the loop has stopped: after the batch in progress (an
+   * abort stops a tick between batches), so within `timeoutMs` of the abort
+   * (with `timeoutMs: 0`, whenever the database answers); no batch starts
+   * after it resolves (one given up after `timeoutMs` may still reach the
+   * database later, and deletes only what is expired then). At once, with
+   * no command, for an aborted signal.
    *
    * @throws TypeError (rejects) for a missing signal or an interval that is
-   * not a positive number.
+   * not from 1 to 2,147,483,647 milliseconds.
    * @throws Error (rejects) when a loop is already running on this store:
    * one loop per store; abort it before starting another.
    */
   async startAutoClean(signal: AbortSignal, intervalMs: number): Promise<void> {
     if (!(signal instanceof AbortSignal)) throw new TypeError('startAutoClean needs an AbortSignal');
     if (!isValidInterval(intervalMs)) {
-      throw new TypeError('startAutoClean: intervalMs must be a positive number of milliseconds');
+      throw new TypeError(`startAutoClean: intervalMs must be a number of milliseconds from 1 to ${maxTimerMs}`);
     }
     if (signal.aborted) return;
     if (this.#autoCleanRunning) {

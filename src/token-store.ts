@@ -5,8 +5,9 @@
  * are this class over their backends.
  */
 import { defaultTimeoutMs, type SessionBackend, withTimeout } from './backend.ts';
-import { checkBatchSize, defaultCleanupBatchSize, deleteInBatches, isValidInterval, runEvery } from './cleanup.ts';
+import { checkBatchSize, checkErrorHandler, defaultCleanupBatchSize, deleteInBatches, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
 import { SessionOptionsError } from './errors.ts';
+import { checkKnownKeys } from './options.ts';
 import { instrumentBackend } from './instrumented-backend.ts';
 import { Telemetry, type TelemetryOptions } from './telemetry.ts';
 
@@ -22,11 +23,12 @@ export interface TokenStoreConfig {
    */
   hashTokens?: boolean | undefined;
   /**
-   * Longest wait, in milliseconds, for one cleanup tick's command; a tick
-   * past it is reported to `onError` as SessionStoreError (cause: a
-   * TimeoutError) and the cleanup goes on, so a command lost on a dead
-   * connection cannot stop it for good. Default 10,000; 0 waits as long as
-   * the driver does.
+   * Longest wait, in milliseconds, for each batch of a cleanup tick; a
+   * batch past it ends the tick, reported to `onError` as SessionStoreError
+   * (cause: a TimeoutError), and the cleanup goes on, so a command lost on a
+   * dead connection cannot stop it for good. `stopCleanup()` waits for the
+   * batch in progress, so at most this long. Default 10,000; 0 waits as
+   * long as the driver does; at most 2,147,483,647.
    */
   cleanupTimeout?: number | undefined;
   /**
@@ -38,7 +40,11 @@ export interface TokenStoreConfig {
   telemetry?: TelemetryOptions | false | undefined;
   /** Most expired tokens one cleanup statement deletes (a tick runs batches until one is short). Default 1,000. */
   cleanupBatchSize?: number | undefined;
-  /** Receives each failed cleanup tick. Default: `console.error`. */
+  /**
+   * Receives each failed cleanup tick. Default: `console.error`. What it
+   * throws, or the promise it returns rejects with, is ignored: the cleanup
+   * goes on.
+   */
   onError?: ((error: unknown) => void) | undefined;
 }
 
@@ -58,6 +64,7 @@ export interface CallOptions {
 /** Longest token accepted, in characters. */
 export const maxTokenLength = 1024;
 const defaultCleanupInterval = 60_000;
+const tokenStoreConfigKeys = ['cleanupInterval', 'hashTokens', 'cleanupTimeout', 'telemetry', 'cleanupBatchSize', 'onError'];
 
 /**
  * Opaque tokens mapped to bytes with an expiry. Expired tokens are never
@@ -73,20 +80,27 @@ export class TokenStore {
   readonly #cleanup = new AbortController();
   readonly #cleanupLoop: Promise<void>;
 
-  /** @throws SessionOptionsError for a cleanupInterval or cleanupTimeout that is not a number >= 0. */
-  constructor(backend: SessionBackend, config: TokenStoreConfig = {}) {
+  /**
+   * @throws SessionOptionsError for a cleanupInterval or cleanupTimeout that
+   * is neither 0 nor from 1 to 2,147,483,647, a cleanupBatchSize that is not
+   * a whole number from 1 to 100,000, an onError that is not a function, or
+   * an unknown option (a typo would otherwise silently switch a setting off).
+   * @param backendKeys configuration keys the backend's store class adds (e.g. `collection`).
+   */
+  constructor(backend: SessionBackend, config: TokenStoreConfig = {}, backendKeys: readonly string[] = []) {
+    checkKnownKeys(config, [...tokenStoreConfigKeys, ...backendKeys], 'token store configuration');
     const interval = config.cleanupInterval ?? defaultCleanupInterval;
     if (interval !== 0 && !isValidInterval(interval)) {
-      throw new SessionOptionsError('cleanupInterval must be a number of milliseconds >= 0');
+      throw new SessionOptionsError(`cleanupInterval must be 0 or a number of milliseconds from 1 to ${maxTimerMs}`);
     }
     const timeout = config.cleanupTimeout ?? defaultTimeoutMs;
     if (timeout !== 0 && !isValidInterval(timeout)) {
-      throw new SessionOptionsError('cleanupTimeout must be a number of milliseconds >= 0');
+      throw new SessionOptionsError(`cleanupTimeout must be 0 or a number of milliseconds from 1 to ${maxTimerMs}`);
     }
     const batchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
     this.#hashTokens = config.hashTokens ?? false;
     this.#tokens = instrumentBackend(backend, Telemetry.create(config.telemetry, backend.database));
-    const onError = config.onError ?? ((error) => console.error('mongostore: token cleanup failed:', error));
+    const onError = checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: token cleanup failed:', error));
     this.#cleanupLoop =
       interval === 0
         ? Promise.resolve()
@@ -151,8 +165,10 @@ export class TokenStore {
 
   /**
    * Stops the background cleanup (scs `StopCleanup`). Idempotent, and fine
-   * when cleanup never ran. Resolves once a deletion in progress has
-   * finished; no deletion starts after the call.
+   * when cleanup never ran. Resolves once the batch in progress has
+   * finished or been given up (after `cleanupTimeout`; with 0, whenever the
+   * database answers); no batch starts after the call (one given up may
+   * still reach the database later, and deletes only what is expired then).
    */
   stopCleanup(): Promise<void> {
     this.#cleanup.abort();

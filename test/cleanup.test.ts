@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkBatchSize, deleteInBatches, runEvery } from '../src/cleanup.ts';
+import { checkBatchSize, checkErrorHandler, deleteInBatches, isValidInterval, maxTimerMs, runEvery } from '../src/cleanup.ts';
 import { SessionOptionsError } from '../src/errors.ts';
 
 /** A table of `expired` records whose batch delete removes at most `limit`. */
@@ -98,6 +98,31 @@ describe('runEvery', () => {
     expect(reported[0]).toEqual(new Error('tick 1'));
   });
 
+  it('ignores an error handler that rejects: no unhandled rejection, and the loop goes on', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const controller = new AbortController();
+      let reported = 0;
+      const rejectingHandler = async () => {
+        reported += 1;
+        await Promise.resolve();
+        throw new Error('the handler failed too');
+      };
+      // What plain JavaScript, or a looser type, lets a caller pass.
+      const onError = rejectingHandler as unknown as (error: unknown) => void;
+      const loop = runEvery(controller.signal, 5, () => Promise.reject(new Error('tick failed')), onError);
+      await expect.poll(() => reported, { timeout: 5000 }).toBeGreaterThanOrEqual(3);
+      controller.abort();
+      await loop;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('waits for the tick in progress before it resolves', async () => {
     const controller = new AbortController();
     let finished = false;
@@ -113,6 +138,22 @@ describe('runEvery', () => {
     );
     await loop;
     expect(finished).toBe(true);
+  });
+});
+
+describe('the options of a cleanup loop', () => {
+  it('intervals and timeouts: more than 0 and at most 2^31 - 1 ms, the longest timer', () => {
+    for (const ok of [1, 0.5, 60_000, maxTimerMs]) expect(isValidInterval(ok)).toBe(true);
+    for (const bad of [0, -1, maxTimerMs + 1, 30 * 24 * 3600 * 1000, Number.POSITIVE_INFINITY, Number.NaN, '100', null]) {
+      expect(isValidInterval(bad)).toBe(false);
+    }
+  });
+
+  it('onError: a function or absent; anything else is a SessionOptionsError', () => {
+    const handler = () => {};
+    expect(checkErrorHandler(handler)).toBe(handler);
+    expect(checkErrorHandler(undefined)).toBeUndefined();
+    for (const bad of ['log', null, 1, {}]) expect(() => checkErrorHandler(bad)).toThrow(SessionOptionsError);
   });
 });
 

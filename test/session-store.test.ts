@@ -645,7 +645,8 @@ describe('autoClean', () => {
     });
     // The first tick: batches of 10, 10 and 5 (MongoDB: a find of the ids,
     // then their delete, and a later tick finds nothing; PostgreSQL: one
-    // DELETE each); one unbounded delete per tick would make 2 at most.
+    // DELETE each). Each batch's own bound is tested on its backend
+    // (test/mongo/session-collection.test.ts, test/postgres/cleanup.test.ts).
     if (backend.name === 'MongoDB') {
       expect(commands.slice(0, 6)).toEqual(['read', 'delete', 'read', 'delete', 'read', 'delete']);
       expect(commands.slice(6).every((kind) => kind === 'read')).toBe(true);
@@ -701,10 +702,23 @@ describe('autoClean', () => {
     await next;
   });
 
-  it('refuses bad arguments', async () => {
+  it('refuses bad arguments, and an interval longer than a timer can wait (2^31 - 1 ms), with no command', async () => {
     const { store } = await makeStore();
-    await expect(store.startAutoClean(undefined as never, 10)).rejects.toBeInstanceOf(TypeError);
-    await expect(store.startAutoClean(new AbortController().signal, 0)).rejects.toBeInstanceOf(TypeError);
+    const commands = await backend.during(async () => {
+      await expect(store.startAutoClean(undefined as never, 10)).rejects.toBeInstanceOf(TypeError);
+      for (const interval of [0, -5, 2 ** 31, 30 * 24 * 3600 * 1000, Number.NaN]) {
+        await expect(store.startAutoClean(new AbortController().signal, interval)).rejects.toBeInstanceOf(TypeError);
+      }
+    });
+    expect(commands).toEqual([]);
+  });
+
+  it('refuses a timeoutMs a timer cannot keep and an onError that is not a function', async () => {
+    for (const timeoutMs of [-1, 2 ** 31, Number.POSITIVE_INFINITY, Number.NaN]) {
+      await expect(backend.sessionStore({ keyPairs: [k1], timeoutMs })).rejects.toThrow(SessionOptionsError);
+    }
+    await expect(backend.sessionStore({ keyPairs: [k1], timeoutMs: 2 ** 31 - 1 })).resolves.toBeDefined();
+    await expect(backend.sessionStore({ keyPairs: [k1], onError: 'log' as never })).rejects.toThrow(SessionOptionsError);
   });
 
   it('reports failed ticks and carries on', async () => {

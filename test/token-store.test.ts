@@ -213,7 +213,9 @@ describe('background cleanup', () => {
       await new Promise((resolve) => setTimeout(resolve, 550));
       await store.stopCleanup();
     });
-    // The first tick: batches of 10, 10 and 5, as for the session store.
+    // The first tick: batches of 10, 10 and 5, as for the session store
+    // (each batch's own bound: test/mongo/session-collection.test.ts and
+    // test/postgres/cleanup.test.ts).
     if (backend.name === 'MongoDB') {
       expect(cleanup.slice(0, 6)).toEqual(['read', 'delete', 'read', 'delete', 'read', 'delete']);
       expect(cleanup.slice(6).every((kind) => kind === 'read')).toBe(true);
@@ -231,11 +233,36 @@ describe('background cleanup', () => {
     }
   });
 
-  it('refuses a negative or non-numeric interval or timeout', async () => {
-    await expect(backend.tokenStore({ cleanupInterval: -1 })).rejects.toThrow(TypeError);
-    await expect(backend.tokenStore({ cleanupInterval: Number.NaN })).rejects.toThrow(TypeError);
-    await expect(backend.tokenStore({ cleanupTimeout: -1 })).rejects.toThrow(TypeError);
-    await expect(backend.tokenStore({ cleanupTimeout: Number.POSITIVE_INFINITY })).rejects.toThrow(TypeError);
+  it('refuses an interval or timeout that is negative, not a number, or longer than a timer can wait (2^31 - 1 ms)', async () => {
+    for (const value of [-1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31, 30 * 24 * 3600 * 1000]) {
+      await expect(backend.tokenStore({ cleanupInterval: value })).rejects.toThrow(SessionOptionsError);
+      await expect(backend.tokenStore({ cleanupInterval: 0, cleanupTimeout: value })).rejects.toThrow(SessionOptionsError);
+    }
+    const { store } = await makeStore({ cleanupInterval: 2 ** 31 - 1, cleanupTimeout: 2 ** 31 - 1 });
+    await store.stopCleanup();
+  });
+
+  it('refuses an onError that is not a function, and an unknown option (a typo)', async () => {
+    await expect(backend.tokenStore({ cleanupInterval: 0, onError: 'log' as never })).rejects.toThrow(SessionOptionsError);
+    const typo = { cleanupInterval: 0, cleanupBatchsize: 5 } as TokenStoreConfig;
+    await expect(backend.tokenStore(typo)).rejects.toThrow(/unknown option "cleanupBatchsize"/);
+  });
+
+  it('stopCleanup() stops a tick between batches: expired tokens are left, and nothing is sent after', async () => {
+    const place = `tokens_stop_${Math.random().toString(36).slice(2, 10)}`;
+    const { store: writer, raw: docs } = await backend.tokenStore({ cleanupInterval: 0 }, place);
+    const dead = 200;
+    for (let i = 0; i < dead; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, (_, j) => writer.commit(`dead-${i + j}`, new Uint8Array([1]), earlier())));
+    }
+    const { store } = await backend.tokenStore({ cleanupInterval: 10, cleanupBatchSize: 1 }, place);
+    // 200 batches of one take far longer than this 5 ms poll: the stop lands inside the first tick.
+    await expect.poll(() => docs.count(), { timeout: 10_000, interval: 5 }).toBeLessThan(dead);
+    await store.stopCleanup();
+    const left = await docs.count();
+    expect(left).toBeGreaterThan(0);
+    expect(await backend.during(() => new Promise((resolve) => setTimeout(resolve, 100)))).toEqual([]);
+    expect(await docs.count()).toBe(left);
   });
 });
 });

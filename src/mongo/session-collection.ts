@@ -337,7 +337,11 @@ export class SessionCollection implements SessionBackend {
    * Deletes at most `limit` expired documents: a `find` of their ids on the
    * expiry index, then a `deleteMany` of those ids that are still expired
    * (MongoDB's delete has no limit but one). Two commands; none to delete
-   * after an empty find. @returns how many.
+   * after an empty find, and none once `signal` has aborted (a batch its
+   * caller stopped waiting for, e.g. timed out, deletes nothing after its
+   * find answers). Ids too many for one command (over
+   * {@link maxDeleteIdsBytes}, e.g. a large batch of long tokens) are
+   * deleted in several. @returns how many.
    */
   async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
     const now = new Date();
@@ -345,9 +349,13 @@ export class SessionCollection implements SessionBackend {
       const expired = await this.#collection
         .find({ expiresAt: { $lte: now } }, { projection: { _id: 1 }, limit })
         .toArray();
-      if (expired.length === 0) return 0;
-      const result = await this.#collection.deleteMany({ _id: { $in: expired.map((doc) => doc._id) }, expiresAt: { $lte: now } });
-      return result.deletedCount;
+      let deleted = 0;
+      for (const ids of chunksOfBytes(expired.map((doc) => doc._id), maxDeleteIdsBytes)) {
+        if (signal?.aborted) break;
+        const result = await this.#collection.deleteMany({ _id: { $in: ids }, expiresAt: { $lte: now } });
+        deleted += result.deletedCount;
+      }
+      return deleted;
     });
   }
 
@@ -414,4 +422,33 @@ function checkCollectionName(name: unknown): void {
 /** The bytes of a BSON Binary as a plain Uint8Array. */
 function bytesOf(data: Binary): Uint8Array {
   return plainBytes(data.buffer.subarray(0, data.length()));
+}
+
+/**
+ * Most UTF-8 bytes of ids one `deleteMany` carries: well inside the 16 MB a
+ * command may have, whatever the batch size and the ids' length.
+ */
+export const maxDeleteIdsBytes = 4 * 1024 * 1024;
+
+/**
+ * `ids` in order, cut into runs whose UTF-8 bytes add up to at most
+ * `maxBytes` (an id longer than that on its own makes a run of one); no run
+ * is empty.
+ */
+export function chunksOfBytes(ids: readonly string[], maxBytes: number): string[][] {
+  const chunks: string[][] = [];
+  let chunk: string[] = [];
+  let bytes = 0;
+  for (const id of ids) {
+    const size = Buffer.byteLength(id);
+    if (chunk.length > 0 && bytes + size > maxBytes) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 0;
+    }
+    chunk.push(id);
+    bytes += size;
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
 }

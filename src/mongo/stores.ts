@@ -51,7 +51,7 @@ export interface MongoDBStoreConfig extends TokenStoreConfig {
  * scs's token store on MongoDB. See {@link TokenStore} for the methods.
  * Documents `{ _id: token or SHA-256(token), data, expiresAt }`; index
  * `{ expiresAt: 1 }`.
- * @throws SessionOptionsError for a cleanupInterval or cleanupTimeout that is not a number >= 0.
+ * @throws SessionOptionsError for a bad option (see {@link TokenStore}) or collection name.
  */
 export class MongoDBStore extends TokenStore {
   constructor(db: Db, config: MongoDBStoreConfig = {}) {
@@ -60,6 +60,6 @@ export class MongoDBStore extends TokenStore {
       ttlIndex: config.ttlIndex ?? false,
       indexOwners: false,
     });
-    super(collection, config);
+    super(collection, config, ['collection', 'ttlIndex']);
   }
 }

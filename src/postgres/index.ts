@@ -42,11 +42,11 @@ export interface PostgresStoreConfig extends TokenStoreConfig {
 /**
  * scs's token store on PostgreSQL (pgxstore / bunstore parity), with
  * MongoDBStore's methods and semantics (see {@link TokenStore}).
- * @throws SessionOptionsError for a bad cleanupInterval, cleanupTimeout or table name.
+ * @throws SessionOptionsError for a bad option (see {@link TokenStore}) or table name.
  */
 export class PostgresStore extends TokenStore {
   constructor(pool: Pool, config: PostgresStoreConfig = {}) {
-    super(new SessionTable(pool, config.table ?? 'tokens', { hashIds: config.hashTokens ?? false, indexOwners: false }), config);
+    super(new SessionTable(pool, config.table ?? 'tokens', { hashIds: config.hashTokens ?? false, indexOwners: false }), config, ['table']);
   }
 }
 

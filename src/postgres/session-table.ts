@@ -261,17 +261,19 @@ export class SessionTable implements SessionBackend {
 
   /**
    * Deletes at most `limit` expired rows, found on the expiry index. One
-   * statement. The outer `expiry <= now()` is not redundant: a row the
-   * subquery chose and another transaction then made live again (a token
-   * committed anew, a refresh that began just before the expiry) is
-   * rechecked, after its lock is released, against these conditions only,
-   * so without it the live row would be deleted.
+   * statement. The rows it picks are locked as they are picked (`FOR
+   * UPDATE`), so each is still expired when it is deleted; a row another
+   * transaction holds (a token being committed anew, a refresh at the
+   * expiry, another instance's cleanup) is skipped (`SKIP LOCKED`) and left
+   * to a later batch, never waited for: a held lock can neither stall the
+   * housekeeping nor pile up blocked statements on the pool.
    */
   async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
     const result = await this.#query(
       'deleteExpired',
       signal,
-      `DELETE FROM ${this.#table} WHERE token IN (SELECT token FROM ${this.#table} WHERE expiry <= now() LIMIT $1) AND expiry <= now()`,
+      `DELETE FROM ${this.#table} WHERE token IN ` +
+        `(SELECT token FROM ${this.#table} WHERE expiry <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)`,
       [limit],
     );
     return result.rowCount ?? 0;

@@ -3,8 +3,11 @@
  * create them, the TTL option, and the document shape.
  */
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
+import type { Collection, Db } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoDBStore, MongoStore, SessionOptionsError, SessionStoreError } from '../../src/index.ts';
+import { chunksOfBytes, SessionCollection } from '../../src/mongo/session-collection.ts';
 import { isFerretDB, openTestDatabase, type TestDatabase } from '../support/database.ts';
 import { onlyCookie, randomKey, requestWith } from '../support/http.ts';
 
@@ -82,3 +85,89 @@ describe('the MongoDB backend', () => {
     ]);
   });
 });
+
+describe('deleteExpired, one cleanup batch', () => {
+  const options = { hashIds: false, ttlIndex: false, indexOwners: true };
+  const past = () => new Date(Date.now() - 1000);
+
+  async function expiredIn(collection: string, count: number): Promise<Collection> {
+    const docs = t.db.collection(collection);
+    await docs.insertMany(Array.from({ length: count }, (_, i) => ({ _id: `expired-${i}` as never, expiresAt: past() })));
+    await docs.insertOne({ _id: 'live' as never, expiresAt: new Date(Date.now() + 3_600_000) });
+    return docs;
+  }
+
+  it('deletes at most its limit, expired documents only', async () => {
+    const collection = uniqueCollection();
+    const docs = await expiredIn(collection, 25);
+    const backend = new SessionCollection(t.db, collection, options);
+    expect(await backend.deleteExpired(10)).toBe(10);
+    expect(await docs.countDocuments()).toBe(16);
+    expect(await backend.deleteExpired(100)).toBe(15);
+    expect((await docs.find().toArray()).map((doc) => doc._id)).toEqual(['live']);
+  });
+
+  it('sends no delete once its signal has aborted, even when the find answers later', async () => {
+    const collection = uniqueCollection();
+    const docs = await expiredIn(collection, 5);
+    const backend = new SessionCollection(t.db, collection, options);
+    await backend.ensureSchema();
+    const stopped = new AbortController();
+    const abortOnFind = (event: { commandName: string; command: { find?: unknown } }) => {
+      if (event.commandName === 'find' && event.command.find === collection) stopped.abort();
+    };
+    t.client.on('commandStarted', abortOnFind);
+    try {
+      const commands = await t.commands.during(async () => {
+        await expect(backend.deleteExpired(10, stopped.signal)).rejects.toThrow(/aborted/i);
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the find has answered by now
+      });
+      expect(commands).toEqual(['find']);
+    } finally {
+      t.client.off('commandStarted', abortOnFind);
+    }
+    expect(await docs.countDocuments()).toBe(6);
+  });
+
+  it('leaves a document made live again between its find and its delete', async () => {
+    const collection = uniqueCollection();
+    const docs = await expiredIn(collection, 3);
+    // The real collection, whose find answers only once expired-1 is live again.
+    const slowFind = new Proxy(t.db.collection(collection), {
+      get(target, property) {
+        if (property === 'find') {
+          return (...args: Parameters<Collection['find']>) => {
+            const cursor = target.find(...args);
+            return {
+              toArray: async () => {
+                const found = await cursor.toArray();
+                await docs.updateOne({ _id: 'expired-1' as never }, { $set: { expiresAt: new Date(Date.now() + 3_600_000) } });
+                return found;
+              },
+            };
+          };
+        }
+        const value: unknown = Reflect.get(target, property, target);
+        return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const db = { databaseName: t.db.databaseName, collection: () => slowFind } as unknown as Db;
+    expect(await new SessionCollection(db, collection, options).deleteExpired(10)).toBe(2);
+    expect((await docs.find().sort({ _id: 1 }).toArray()).map((doc) => doc._id)).toEqual(['expired-1', 'live']);
+  });
+
+  it('cuts the ids of one batch into commands of bounded size, in order', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ minLength: 1, maxLength: 40, unit: 'binary' })), fc.integer({ min: 1, max: 200 }), (ids, maxBytes) => {
+        const chunks = chunksOfBytes(ids, maxBytes);
+        expect(chunks.flat()).toEqual(ids);
+        for (const chunk of chunks) {
+          expect(chunk.length).toBeGreaterThan(0);
+          const bytes = chunk.reduce((sum, id) => sum + Buffer.byteLength(id), 0);
+          if (chunk.length > 1) expect(bytes).toBeLessThanOrEqual(maxBytes);
+        }
+      }),
+    );
+  });
+});
+
