@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseCookies } from 'cookie';
 import { defaultTimeoutMs, type Lifetime, type LiveWrite, type SessionBackend, withTimeout, writeFailure } from './backend.ts';
-import { checkBatchSize, checkErrorHandler, defaultCleanupBatchSize, deleteInBatches, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
+import { checkBatchSize, checkErrorHandler, defaultCleanupBatchSize, expiredCleanup, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
 import { type DeviceDetailsInput, deviceFieldsFor, type DeviceInfo, isHandle, newHandle, toDeviceInfo } from './devices.ts';
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
@@ -171,7 +171,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   readonly #saveUninitialized: boolean;
   readonly #timeoutMs: number;
   readonly #maxValuesBytes: number;
-  readonly #cleanupBatchSize: number;
+  readonly #cleanupTick: (stop: AbortSignal) => Promise<number>;
   readonly #onError: (error: unknown) => void;
   readonly #describeDevice: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
   readonly #telemetry: Telemetry;
@@ -195,7 +195,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       throw new SessionOptionsError(`timeoutMs must be 0 or a number of milliseconds from 1 to ${maxTimerMs}`);
     }
     this.#maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
-    this.#cleanupBatchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
+    const cleanupBatchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
     this.#onError = checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: cleanup failed:', error));
     if (config.describeDevice !== undefined && typeof config.describeDevice !== 'function') {
       throw new SessionOptionsError('describeDevice must be a function');
@@ -203,6 +203,9 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     this.#describeDevice = config.describeDevice;
     this.#telemetry = Telemetry.create(config.telemetry, backend.database);
     this.#sessions = instrumentBackend(backend, this.#telemetry);
+    // Each batch bounded like any call: a command lost on a dead connection
+    // must not stop the housekeeping for good.
+    this.#cleanupTick = expiredCleanup(this.#sessions, cleanupBatchSize, this.#timeoutMs);
     // Weakly held, so that a store nobody uses any more is not kept alive by the meter.
     const sessions = new WeakRef(this.#sessions);
     const timeoutMs = this.#timeoutMs;
@@ -435,7 +438,8 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * first tick one interval after the call. A tick deletes in batches of
    * `cleanupBatchSize` until one comes back short (each batch one bounded
    * statement on PostgreSQL, a find of ids and their delete on MongoDB,
-   * each within `timeoutMs`). A failed tick goes to the `onError` option
+   * each within `timeoutMs`; while one given up after it has not answered,
+   * ticks send nothing and fail saying so). A failed tick goes to the `onError` option
    * and the loop carries on. The timers never keep the process alive.
    * Resolves once the loop has stopped: after the batch in progress (an
    * abort stops a tick between batches), so within `timeoutMs` of the abort
@@ -460,15 +464,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     }
     this.#autoCleanRunning = true;
     try {
-      // Each batch is bounded like any call: a command lost on a dead
-      // connection must not stop the housekeeping for good.
-      const tick = () =>
-        deleteInBatches(
-          this.#cleanupBatchSize,
-          (limit) => this.#withTimeout('deleteExpired', (bound) => this.#sessions.deleteExpired(limit, bound)),
-          signal,
-        );
-      await runEvery(signal, intervalMs, tick, this.#onError);
+      await runEvery(signal, intervalMs, () => this.#cleanupTick(signal), this.#onError);
     } finally {
       this.#autoCleanRunning = false;
     }

@@ -4,8 +4,8 @@
  * any SessionBackend. MongoDBStore (MongoDB) and PostgresStore (PostgreSQL)
  * are this class over their backends.
  */
-import { defaultTimeoutMs, type SessionBackend, withTimeout } from './backend.ts';
-import { checkBatchSize, checkErrorHandler, defaultCleanupBatchSize, deleteInBatches, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
+import { defaultTimeoutMs, type SessionBackend } from './backend.ts';
+import { checkBatchSize, checkErrorHandler, defaultCleanupBatchSize, expiredCleanup, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
 import { SessionOptionsError } from './errors.ts';
 import { checkKnownKeys } from './options.ts';
 import { instrumentBackend } from './instrumented-backend.ts';
@@ -26,8 +26,9 @@ export interface TokenStoreConfig {
    * Longest wait, in milliseconds, for each batch of a cleanup tick; a
    * batch past it ends the tick, reported to `onError` as SessionStoreError
    * (cause: a TimeoutError), and the cleanup goes on, so a command lost on a
-   * dead connection cannot stop it for good. `stopCleanup()` waits for the
-   * batch in progress, so at most this long. Default 10,000; 0 waits as
+   * dead connection cannot stop it for good; while such a batch has not
+   * answered, ticks send nothing and report that they were skipped.
+   * `stopCleanup()` waits for the batch in progress, so at most this long. Default 10,000; 0 waits as
    * long as the driver does; at most 2,147,483,647.
    */
   cleanupTimeout?: number | undefined;
@@ -101,20 +102,11 @@ export class TokenStore {
     this.#hashTokens = config.hashTokens ?? false;
     this.#tokens = instrumentBackend(backend, Telemetry.create(config.telemetry, backend.database));
     const onError = checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: token cleanup failed:', error));
+    const tick = expiredCleanup(this.#tokens, batchSize, timeout);
     this.#cleanupLoop =
       interval === 0
         ? Promise.resolve()
-        : runEvery(
-            this.#cleanup.signal,
-            interval,
-            () =>
-              deleteInBatches(
-                batchSize,
-                (limit) => withTimeout('deleteExpired', timeout, (signal) => this.#tokens.deleteExpired(limit, signal)),
-                this.#cleanup.signal,
-              ),
-            onError,
-          );
+        : runEvery(this.#cleanup.signal, interval, () => tick(this.#cleanup.signal), onError);
   }
 
   /** Creates the backend's schema now rather than before the first command. */

@@ -4,8 +4,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { checkBatchSize, checkErrorHandler, deleteInBatches, isValidInterval, maxTimerMs, runEvery } from '../src/cleanup.ts';
-import { SessionOptionsError } from '../src/errors.ts';
+import { checkBatchSize, checkErrorHandler, deleteInBatches, expiredCleanup, isValidInterval, maxTimerMs, runEvery } from '../src/cleanup.ts';
+import { SessionOptionsError, SessionStoreError } from '../src/errors.ts';
 
 /** A table of `expired` records whose batch delete removes at most `limit`. */
 function expiredRecords(expired: number) {
@@ -68,6 +68,37 @@ describe('deleteInBatches', () => {
     });
     await expect(tick).rejects.toBe(failure);
     expect(records.left()).toBe(70);
+  });
+});
+
+describe('expiredCleanup', () => {
+  it('keeps one batch out at a time: while one given up after its timeout is unanswered, ticks send nothing', async () => {
+    const calls: number[] = [];
+    let answer: ((deleted: number) => void) | undefined;
+    const backend = {
+      // A database that does not answer (yet): as SessionBackend's
+      // deleteExpired must, the promise settles when the batch does.
+      deleteExpired: (limit: number) => {
+        calls.push(limit);
+        return new Promise<number>((resolve) => (answer = resolve));
+      },
+    };
+    const tick = expiredCleanup(backend, 10, 30);
+
+    const first: unknown = await tick().catch((error: unknown) => error);
+    expect(first).toBeInstanceOf(SessionStoreError);
+    expect((first as Error).message).toMatch(/did not answer within 30 ms/);
+    const second: unknown = await tick().catch((error: unknown) => error);
+    expect(second).toBeInstanceOf(SessionStoreError);
+    expect((second as Error).message).toMatch(/has not answered yet; this tick is skipped/);
+    expect(calls).toEqual([10]);
+
+    answer?.(3); // it answers at last
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const third = tick();
+    answer?.(4); // a short batch: the tick ends
+    expect(await third).toBe(4);
+    expect(calls).toEqual([10, 10]);
   });
 });
 

@@ -11,7 +11,7 @@
  * short expiry. Ids reach MongoDB only as strings checked by the callers
  * (never objects), and session data only as one binary field.
  */
-import { Binary, type Collection, type Db, MongoServerError } from 'mongodb';
+import { Binary, BSON, type Collection, type Db, MongoServerError } from 'mongodb';
 import {
   type DeviceRecord,
   errorMessage,
@@ -27,6 +27,7 @@ import {
   type SessionBackend,
   type SessionRecord,
   storageKey,
+  throwIfAborted,
 } from '../backend.ts';
 import { SessionOptionsError, SessionStoreError } from '../errors.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
@@ -338,14 +339,16 @@ export class SessionCollection implements SessionBackend {
    * expiry index, then a `deleteMany` of those ids that are still expired
    * (MongoDB's delete has no limit but one). Two commands; none to delete
    * after an empty find, and none once `signal` has aborted (a batch its
-   * caller stopped waiting for, e.g. timed out, deletes nothing after its
-   * find answers). Ids too many for one command (over
+   * caller gave up on, e.g. timed out, deletes nothing after its find
+   * answers). Ids too many for one command (over
    * {@link maxDeleteIdsBytes}, e.g. a large batch of long tokens) are
    * deleted in several. @returns how many.
    */
   async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
+    throwIfAborted(signal);
     const now = new Date();
-    return this.#run('deleteExpired', signal, async () => {
+    // Not given the signal: the promise follows the batch's work (see SessionBackend).
+    return this.#run('deleteExpired', undefined, async () => {
       const expired = await this.#collection
         .find({ expiresAt: { $lte: now } }, { projection: { _id: 1 }, limit })
         .toArray();
@@ -431,16 +434,17 @@ function bytesOf(data: Binary): Uint8Array {
 export const maxDeleteIdsBytes = 4 * 1024 * 1024;
 
 /**
- * `ids` in order, cut into runs whose UTF-8 bytes add up to at most
- * `maxBytes` (an id longer than that on its own makes a run of one); no run
- * is empty.
+ * `ids` in order, cut into runs whose encoded sizes add up to at most
+ * `maxBytes` (an id larger than that on its own makes a run of one); no run
+ * is empty. A string counts its UTF-8 bytes; anything else a document of
+ * another writer may hold as `_id` (an ObjectId, a number) its BSON size.
  */
-export function chunksOfBytes(ids: readonly string[], maxBytes: number): string[][] {
-  const chunks: string[][] = [];
-  let chunk: string[] = [];
+export function chunksOfBytes<T>(ids: readonly T[], maxBytes: number): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
   let bytes = 0;
   for (const id of ids) {
-    const size = Buffer.byteLength(id);
+    const size = typeof id === 'string' ? Buffer.byteLength(id) : BSON.calculateObjectSize({ _id: id });
     if (chunk.length > 0 && bytes + size > maxBytes) {
       chunks.push(chunk);
       chunk = [];

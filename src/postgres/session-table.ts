@@ -28,6 +28,7 @@ import {
   type SessionBackend,
   type SessionRecord,
   storageKey,
+  throwIfAborted,
   writeDone,
   writeFailure,
 } from '../backend.ts';
@@ -266,14 +267,20 @@ export class SessionTable implements SessionBackend {
    * transaction holds (a token being committed anew, a refresh at the
    * expiry, another instance's cleanup) is skipped (`SKIP LOCKED`) and left
    * to a later batch, never waited for: a held lock can neither stall the
-   * housekeeping nor pile up blocked statements on the pool.
+   * housekeeping nor pile up blocked statements on the pool. The ids are
+   * gathered into an array first (`= ANY (ARRAY(...))`): as `IN (subquery)`
+   * the planner may rerun the subquery for every row of a table it thinks
+   * tiny, and each rerun, skipping the rows already deleted, returns
+   * `limit` more, so one statement would delete every expired row.
    */
   async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
+    throwIfAborted(signal);
+    // Not given the signal: the promise follows the statement (see SessionBackend).
     const result = await this.#query(
       'deleteExpired',
-      signal,
-      `DELETE FROM ${this.#table} WHERE token IN ` +
-        `(SELECT token FROM ${this.#table} WHERE expiry <= now() LIMIT $1 FOR UPDATE SKIP LOCKED)`,
+      undefined,
+      `DELETE FROM ${this.#table} WHERE token = ANY (ARRAY(` +
+        `SELECT token FROM ${this.#table} WHERE expiry <= now() LIMIT $1 FOR UPDATE SKIP LOCKED))`,
       [limit],
     );
     return result.rowCount ?? 0;

@@ -4,10 +4,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import type { Collection, Db } from 'mongodb';
+import { BSON, type Collection, type Db, ObjectId } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoDBStore, MongoStore, SessionOptionsError, SessionStoreError } from '../../src/index.ts';
-import { chunksOfBytes, SessionCollection } from '../../src/mongo/session-collection.ts';
+import { chunksOfBytes, maxDeleteIdsBytes, SessionCollection } from '../../src/mongo/session-collection.ts';
 import { isFerretDB, openTestDatabase, type TestDatabase } from '../support/database.ts';
 import { onlyCookie, randomKey, requestWith } from '../support/http.ts';
 
@@ -107,7 +107,7 @@ describe('deleteExpired, one cleanup batch', () => {
     expect((await docs.find().toArray()).map((doc) => doc._id)).toEqual(['live']);
   });
 
-  it('sends no delete once its signal has aborted, even when the find answers later', async () => {
+  it('sends no delete once its signal has aborted, even when the find answers later, and settles with its work', async () => {
     const collection = uniqueCollection();
     const docs = await expiredIn(collection, 5);
     const backend = new SessionCollection(t.db, collection, options);
@@ -119,14 +119,23 @@ describe('deleteExpired, one cleanup batch', () => {
     t.client.on('commandStarted', abortOnFind);
     try {
       const commands = await t.commands.during(async () => {
-        await expect(backend.deleteExpired(10, stopped.signal)).rejects.toThrow(/aborted/i);
-        await new Promise((resolve) => setTimeout(resolve, 200)); // the find has answered by now
+        // It settles when its work does: the find answers, and no delete follows.
+        expect(await backend.deleteExpired(10, stopped.signal)).toBe(0);
       });
       expect(commands).toEqual(['find']);
     } finally {
       t.client.off('commandStarted', abortOnFind);
     }
     expect(await docs.countDocuments()).toBe(6);
+  });
+
+  it('rejects at once, sending nothing, when its signal has already aborted', async () => {
+    const collection = uniqueCollection();
+    await expiredIn(collection, 2);
+    const backend = new SessionCollection(t.db, collection, options);
+    await backend.ensureSchema();
+    const commands = await t.commands.during(() => expect(backend.deleteExpired(10, AbortSignal.abort())).rejects.toThrow(/aborted/i));
+    expect(commands).toEqual([]);
   });
 
   it('leaves a document made live again between its find and its delete', async () => {
@@ -156,14 +165,44 @@ describe('deleteExpired, one cleanup batch', () => {
     expect((await docs.find().sort({ _id: 1 }).toArray()).map((doc) => doc._id)).toEqual(['expired-1', 'live']);
   });
 
+  it('deletes an expired document of another writer whose _id is not a string', async () => {
+    const collection = uniqueCollection();
+    const docs = await expiredIn(collection, 2);
+    await docs.insertOne({ _id: new ObjectId(), expiresAt: past() });
+    await docs.insertOne({ _id: 42 as never, expiresAt: past() });
+    expect(await new SessionCollection(t.db, collection, options).deleteExpired(10)).toBe(4);
+    expect((await docs.find().toArray()).map((doc) => doc._id)).toEqual(['live']);
+  });
+
+  it('splits the delete of a batch whose ids exceed 4 MB into several commands, and deletes them all', async () => {
+    const collection = uniqueCollection();
+    const docs = t.db.collection(collection);
+    const idLength = 1000; // a long token
+    const count = Math.ceil(maxDeleteIdsBytes / idLength) + 100;
+    for (let i = 0; i < count; i += 1000) {
+      await docs.insertMany(
+        Array.from({ length: Math.min(1000, count - i) }, (_, j) => ({ _id: String(i + j).padStart(idLength, 'x') as never, expiresAt: past() })),
+      );
+    }
+    const backend = new SessionCollection(t.db, collection, options);
+    await backend.ensureSchema();
+    let deleted = 0;
+    const commands = await t.commands.during(async () => {
+      deleted = await backend.deleteExpired(count + 10);
+    });
+    expect(deleted).toBe(count);
+    expect(commands.filter((name) => name === 'delete')).toEqual(['delete', 'delete']);
+    expect(await docs.countDocuments()).toBe(0);
+  });
+
   it('cuts the ids of one batch into commands of bounded size, in order', () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ minLength: 1, maxLength: 40, unit: 'binary' })), fc.integer({ min: 1, max: 200 }), (ids, maxBytes) => {
+      fc.property(fc.array(fc.oneof(fc.string({ minLength: 1, maxLength: 40, unit: 'binary' }), fc.integer())), fc.integer({ min: 1, max: 200 }), (ids, maxBytes) => {
         const chunks = chunksOfBytes(ids, maxBytes);
         expect(chunks.flat()).toEqual(ids);
         for (const chunk of chunks) {
           expect(chunk.length).toBeGreaterThan(0);
-          const bytes = chunk.reduce((sum, id) => sum + Buffer.byteLength(id), 0);
+          const bytes = chunk.reduce<number>((sum, id) => sum + (typeof id === 'string' ? Buffer.byteLength(id) : BSON.calculateObjectSize({ _id: id })), 0);
           if (chunk.length > 1) expect(bytes).toBeLessThanOrEqual(maxBytes);
         }
       }),

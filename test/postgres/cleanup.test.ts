@@ -20,6 +20,20 @@ afterAll(() => db.close());
 
 const past = () => new Date(Date.now() - 1000);
 
+it('one batch deletes at most its limit even when the statistics say the table is tiny', async () => {
+  // Analyzed with one row, then filled: the plan a semi-join on
+  // `IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)` gets here reruns the
+  // subquery per row, and each rerun returns the next n.
+  const table = 'tokens_stale_stats';
+  const tokens = new PostgresStore(db.pool, { table, cleanupInterval: 0 });
+  await tokens.commit('dead-0', new Uint8Array([1]), past());
+  await db.pool.query(`ANALYZE "${table}"`);
+  for (let i = 1; i < 40; i++) await tokens.commit(`dead-${i}`, new Uint8Array([1]), past());
+  const backend = new SessionTable(db.pool, table, { hashIds: false, indexOwners: false });
+  expect(await backend.deleteExpired(5)).toBe(5);
+  expect(Number((await db.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${table}"`)).rows[0]?.n)).toBe(35);
+});
+
 it('one batch deletes at most its limit, expired rows only', async () => {
   const table = 'tokens_batch';
   const tokens = new PostgresStore(db.pool, { table, cleanupInterval: 0 });
