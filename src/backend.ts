@@ -178,11 +178,8 @@ export interface SessionBackend {
   /**
    * Deletes at most `limit` expired records (replaced ones included, once
    * their short life is over): one bounded batch, served by the expiry
-   * index. With a signal: rejects at once, sending nothing, when it has
-   * already aborted; once it aborts later, sends no further command. Unlike
-   * the other methods it does not stop waiting early: the promise settles
-   * when the batch's work does, so the cleanup can tell when a batch it gave
-   * up on is over (and keep one batch out at a time).
+   * index. With a signal: stops waiting when it aborts, as runOperation,
+   * and sends no further command of the batch after that.
    * @returns how many.
    */
   deleteExpired(limit: number, signal?: AbortSignal): Promise<number>;
@@ -240,34 +237,20 @@ export async function runOperation<T>(
   ready: () => Promise<void>,
   action: () => Promise<T>,
 ): Promise<T> {
-  throwIfAborted(signal);
+  if (signal?.aborted) throw abortError(signal);
   const work = ready()
     .then(action)
     .catch((error: unknown) => {
       if (error instanceof SessionStoreError) throw error;
       throw new SessionStoreError(`${operation} failed: ${errorMessage(error)}`, { cause: error });
     });
-  return untilAborted(work, signal);
-}
-
-/**
- * `work`, or a rejection as soon as `signal` aborts (see {@link runOperation}
- * for the reason); `work` goes on, its failure never left unhandled.
- */
-export function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return work;
   work.catch(() => {}); // the caller may stop waiting; never leave it unhandled
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(abortError(signal));
-    if (signal.aborted) onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
-}
-
-/** Rejects (throws) as {@link runOperation} does when `signal` has already aborted. */
-export function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw abortError(signal);
 }
 
 /**

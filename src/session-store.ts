@@ -438,8 +438,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * first tick one interval after the call. A tick deletes in batches of
    * `cleanupBatchSize` until one comes back short (each batch one bounded
    * statement on PostgreSQL, a find of ids and their delete on MongoDB,
-   * each within `timeoutMs`; while one given up after it has not answered,
-   * ticks send nothing and fail saying so). A failed tick goes to the `onError` option
+   * each within `timeoutMs`). A failed tick goes to the `onError` option
    * and the loop carries on. The timers never keep the process alive.
    * Resolves once the loop has stopped: after the batch in progress (an
    * abort stops a tick between batches), so within `timeoutMs` of the abort

@@ -26,9 +26,8 @@ export interface TokenStoreConfig {
    * Longest wait, in milliseconds, for each batch of a cleanup tick; a
    * batch past it ends the tick, reported to `onError` as SessionStoreError
    * (cause: a TimeoutError), and the cleanup goes on, so a command lost on a
-   * dead connection cannot stop it for good; while such a batch has not
-   * answered, ticks send nothing and report that they were skipped.
-   * `stopCleanup()` waits for the batch in progress, so at most this long. Default 10,000; 0 waits as
+   * dead connection cannot stop it for good. `stopCleanup()` waits for the
+   * batch in progress, so at most this long. Default 10,000; 0 waits as
    * long as the driver does; at most 2,147,483,647.
    */
   cleanupTimeout?: number | undefined;

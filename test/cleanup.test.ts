@@ -72,32 +72,25 @@ describe('deleteInBatches', () => {
 });
 
 describe('expiredCleanup', () => {
-  it('keeps one batch out at a time: while one given up after its timeout is unanswered, ticks send nothing', async () => {
+  it('a batch given up after its timeout does not hold up the next tick, even if it never settles', async () => {
     const calls: number[] = [];
-    let answer: ((deleted: number) => void) | undefined;
     const backend = {
-      // A database that does not answer (yet): as SessionBackend's
-      // deleteExpired must, the promise settles when the batch does.
-      deleteExpired: (limit: number) => {
+      // The first batch never settles (a command lost on a dead connection,
+      // seen with Bun); as every backend must, the call stops waiting when
+      // its signal aborts. The next ones answer.
+      deleteExpired: (limit: number, signal?: AbortSignal) => {
         calls.push(limit);
-        return new Promise<number>((resolve) => (answer = resolve));
+        if (calls.length > 1) return Promise.resolve(3);
+        return new Promise<number>((_resolve, reject) => {
+          signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+        });
       },
     };
     const tick = expiredCleanup(backend, 10, 30);
-
     const first: unknown = await tick().catch((error: unknown) => error);
     expect(first).toBeInstanceOf(SessionStoreError);
     expect((first as Error).message).toMatch(/did not answer within 30 ms/);
-    const second: unknown = await tick().catch((error: unknown) => error);
-    expect(second).toBeInstanceOf(SessionStoreError);
-    expect((second as Error).message).toMatch(/has not answered yet; this tick is skipped/);
-    expect(calls).toEqual([10]);
-
-    answer?.(3); // it answers at last
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    const third = tick();
-    answer?.(4); // a short batch: the tick ends
-    expect(await third).toBe(4);
+    expect(await tick()).toBe(3);
     expect(calls).toEqual([10, 10]);
   });
 });

@@ -27,7 +27,6 @@ import {
   type SessionBackend,
   type SessionRecord,
   storageKey,
-  throwIfAborted,
 } from '../backend.ts';
 import { SessionOptionsError, SessionStoreError } from '../errors.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
@@ -345,10 +344,8 @@ export class SessionCollection implements SessionBackend {
    * deleted in several. @returns how many.
    */
   async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
-    throwIfAborted(signal);
     const now = new Date();
-    // Not given the signal: the promise follows the batch's work (see SessionBackend).
-    return this.#run('deleteExpired', undefined, async () => {
+    return this.#run('deleteExpired', signal, async () => {
       const expired = await this.#collection
         .find({ expiresAt: { $lte: now } }, { projection: { _id: 1 }, limit })
         .toArray();

@@ -28,7 +28,6 @@ import {
   type SessionBackend,
   type SessionRecord,
   storageKey,
-  throwIfAborted,
   writeDone,
   writeFailure,
 } from '../backend.ts';
@@ -274,11 +273,9 @@ export class SessionTable implements SessionBackend {
    * `limit` more, so one statement would delete every expired row.
    */
   async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
-    throwIfAborted(signal);
-    // Not given the signal: the promise follows the statement (see SessionBackend).
     const result = await this.#query(
       'deleteExpired',
-      undefined,
+      signal,
       `DELETE FROM ${this.#table} WHERE token = ANY (ARRAY(` +
         `SELECT token FROM ${this.#table} WHERE expiry <= now() LIMIT $1 FOR UPDATE SKIP LOCKED))`,
       [limit],

@@ -205,7 +205,7 @@ describe.each([
     isTimeout(saveError);
   }, 10_000);
 
-  it('cleanup ticks give up after their timeout, report it, keep one batch out at a time, and the loops go on', async () => {
+  it('cleanup ticks give up after their timeout, report it, and the loops go on; a shutdown waits at most that long', async () => {
     const cleanErrors: unknown[] = [];
     const tokenErrors: unknown[] = [];
     const store = connection.store({ keyPairs, timeoutMs: 300, onError: (e) => cleanErrors.push(e) });
@@ -223,16 +223,7 @@ describe.each([
       await Promise.all([cleaning, tokens.stopCleanup()]);
       stoppedMs = performance.now() - stopping;
     }
-    // The first batch of each loop times out; it is still out (the database
-    // never answers), so each later tick sends nothing and says so, rather
-    // than parking one more abandoned batch on the driver's pool.
-    for (const errors of [cleanErrors, tokenErrors]) {
-      isTimeout(errors[0]);
-      for (const skipped of errors.slice(1)) {
-        expect(skipped).toBeInstanceOf(SessionStoreError);
-        expect((skipped as Error).message).toMatch(/has not answered yet; this tick is skipped/);
-      }
-    }
+    for (const error of [...cleanErrors, ...tokenErrors]) isTimeout(error);
     expect(stoppedMs).toBeLessThan(300 + 1000);
   }, 10_000);
 });
