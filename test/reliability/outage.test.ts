@@ -27,11 +27,8 @@ beforeAll(async () => {
   process.on('unhandledRejection', onUnhandled);
   dataDir = await mkdtemp(join(tmpdir(), 'mongostore-outage-'));
   server = await startFerretDB({ dataDir });
-  // connectTimeoutMS also bounds the driver monitor's checks: at its default
-  // (30 s) one check that connects while the restarted server is still
-  // coming up can hang for 30 s, and with it every server selection (seen in
-  // loaded runs: the server stayed "Unknown" for the whole retry window).
-  // An application that wants to recover from a restart in seconds sets it too.
+  // Short timeouts, as an application that wants to notice an outage and
+  // recover from it quickly would set them.
   client = new MongoClient(server.uri, { serverSelectionTimeoutMS, connectTimeoutMS: 2000 });
 }, 120_000);
 
