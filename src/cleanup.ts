@@ -87,6 +87,18 @@ export function isValidInterval(intervalMs: unknown): intervalMs is number {
   return typeof intervalMs === 'number' && intervalMs > 0 && intervalMs <= maxTimerMs;
 }
 
+/**
+ * Checks an interval or timeout option where 0 switches it off: 0, or from
+ * 1 to {@link maxTimerMs} milliseconds.
+ * @throws SessionOptionsError naming `label` otherwise.
+ */
+export function checkMillisecondsOrZero(value: unknown, label: string): number {
+  if (value !== 0 && !isValidInterval(value)) {
+    throw new SessionOptionsError(`${label} must be 0 or a number of milliseconds from 1 to ${maxTimerMs}`);
+  }
+  return value;
+}
+
 /** Checks an `onError` option: a function, or absent. */
 export function checkErrorHandler(onError: unknown): ((error: unknown) => void) | undefined {
   if (onError !== undefined && typeof onError !== 'function') {

@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseCookies } from 'cookie';
 import { defaultTimeoutMs, type Lifetime, type LiveWrite, type SessionBackend, withTimeout, writeFailure } from './backend.ts';
-import { checkBatchSize, checkErrorHandler, defaultCleanupBatchSize, expiredCleanup, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
+import { checkBatchSize, checkErrorHandler, checkMillisecondsOrZero, defaultCleanupBatchSize, expiredCleanup, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
 import { type DeviceDetailsInput, deviceFieldsFor, type DeviceInfo, isHandle, newHandle, toDeviceInfo } from './devices.ts';
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
@@ -190,10 +190,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     this.#absoluteMaxAgeMs =
       config.absoluteMaxAge === undefined ? undefined : positiveAtMost(config.absoluteMaxAge, maxMaxAge, 'absoluteMaxAge') * 1000;
     this.#saveUninitialized = flag(config.saveUninitialized ?? false, 'saveUninitialized');
-    this.#timeoutMs = config.timeoutMs ?? defaultTimeoutMs;
-    if (this.#timeoutMs !== 0 && !isValidInterval(this.#timeoutMs)) {
-      throw new SessionOptionsError(`timeoutMs must be 0 or a number of milliseconds from 1 to ${maxTimerMs}`);
-    }
+    this.#timeoutMs = checkMillisecondsOrZero(config.timeoutMs ?? defaultTimeoutMs, 'timeoutMs');
     this.#maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
     const cleanupBatchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
     this.#onError = checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: cleanup failed:', error));

@@ -5,7 +5,7 @@
  * are this class over their backends.
  */
 import { defaultTimeoutMs, type SessionBackend } from './backend.ts';
-import { checkBatchSize, checkErrorHandler, defaultCleanupBatchSize, expiredCleanup, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
+import { checkBatchSize, checkErrorHandler, checkMillisecondsOrZero, defaultCleanupBatchSize, expiredCleanup, runEvery } from './cleanup.ts';
 import { SessionOptionsError } from './errors.ts';
 import { checkKnownKeys } from './options.ts';
 import { instrumentBackend } from './instrumented-backend.ts';
@@ -89,14 +89,8 @@ export class TokenStore {
    */
   constructor(backend: SessionBackend, config: TokenStoreConfig = {}, backendKeys: readonly string[] = []) {
     checkKnownKeys(config, [...tokenStoreConfigKeys, ...backendKeys], 'token store configuration');
-    const interval = config.cleanupInterval ?? defaultCleanupInterval;
-    if (interval !== 0 && !isValidInterval(interval)) {
-      throw new SessionOptionsError(`cleanupInterval must be 0 or a number of milliseconds from 1 to ${maxTimerMs}`);
-    }
-    const timeout = config.cleanupTimeout ?? defaultTimeoutMs;
-    if (timeout !== 0 && !isValidInterval(timeout)) {
-      throw new SessionOptionsError(`cleanupTimeout must be 0 or a number of milliseconds from 1 to ${maxTimerMs}`);
-    }
+    const interval = checkMillisecondsOrZero(config.cleanupInterval ?? defaultCleanupInterval, 'cleanupInterval');
+    const timeout = checkMillisecondsOrZero(config.cleanupTimeout ?? defaultTimeoutMs, 'cleanupTimeout');
     const batchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
     this.#hashTokens = config.hashTokens ?? false;
     this.#tokens = instrumentBackend(backend, Telemetry.create(config.telemetry, backend.database));
