@@ -1,9 +1,11 @@
 /**
  * A SessionBackend in process memory, for the in-process benches: it keeps
- * the contract (live records only, tombstones after `replace`, versions for
- * compare-and-set) so the store does all of its own work, and costs almost
+ * the contract (live records only, per-entry content written as deltas,
+ * owner-tenure and lifetime guards, tombstones after `replace` that name
+ * their successor) so the store does all of its own work, and costs almost
  * nothing itself, so what is measured is the library. Not for production:
  * nothing is shared between processes and nothing survives a restart.
+ * Every method runs synchronously (one "command"), so each is atomic.
  */
 import {
   type DatabaseDescription,
@@ -14,22 +16,35 @@ import {
   type SessionBackend,
   type SessionRecord,
 } from '../src/index.ts';
-import { writeDone, writeFailure } from '../src/backend.ts';
+import {
+  type ContentDelta,
+  maxChainLength,
+  replacedRecordMs,
+  type SessionContent,
+  type WriteGuard,
+  writeDone,
+  writeFailure,
+} from '../src/backend.ts';
+import { applyDelta, emptyContent } from '../src/content.ts';
 
 interface Entry {
+  /** A token's data (token stores); undefined for sessions and tombstones. */
   data: Uint8Array | undefined;
+  /** A session's values and flashes; undefined for tokens and tombstones. */
+  content: SessionContent | undefined;
+  epoch: number;
   expiresAt: Date;
   createdAt: Date;
   updatedAt: Date;
   owner: SessionRecord['owner'];
   lifetime: SessionRecord['lifetime'];
   device: SessionRecord['device'] | undefined;
-  version: number;
   replaced: boolean;
+  /** On a tombstone: the id the session was regenerated into. */
+  replacedBy: string | undefined;
 }
 
 const noOwner = { user: undefined, provider: undefined };
-const replacedMs = 60_000;
 
 export class MemoryBackend implements SessionBackend {
   readonly database: DatabaseDescription = { system: 'memory', collection: 'sessions' };
@@ -39,52 +54,127 @@ export class MemoryBackend implements SessionBackend {
     return Promise.resolve();
   }
 
-  find(id: string): Promise<FoundSession> {
+  find(id: string, signal?: AbortSignal): Promise<FoundSession> {
+    if (signal?.aborted) return aborted(signal);
     return Promise.resolve(this.#found(id));
   }
 
-  findAll(): Promise<Map<string, Uint8Array>> {
+  findData(id: string, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    if (signal?.aborted) return aborted(signal);
+    const entry = this.#entries.get(id);
+    return Promise.resolve(entry !== undefined && this.#isLive(entry) ? entry.data : undefined);
+  }
+
+  findAll(signal?: AbortSignal): Promise<Map<string, Uint8Array>> {
+    if (signal?.aborted) return aborted(signal);
     const live = new Map<string, Uint8Array>();
     for (const [id, entry] of this.#entries) if (this.#isLive(entry) && entry.data) live.set(id, entry.data);
     return Promise.resolve(live);
   }
 
-  insert(id: string, record: SessionRecord): Promise<void> {
+  insert(id: string, record: SessionRecord, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return aborted(signal);
     if (this.#entries.has(id)) return Promise.reject(new Error(`duplicate id ${id}`));
-    this.#entries.set(id, this.#entry(record, 1));
+    this.#entries.set(id, this.#entry(record, record.content));
     return Promise.resolve();
   }
 
-  replace(oldId: string, newId: string, record: SessionRecord, expectedVersion: number): Promise<LiveWrite> {
+  /**
+   * Regeneration, atomically: `oldId` must be live, not replaced and within
+   * the guard; then `newId` gets the record (with `carry`: the old content
+   * as stored now with `carry` applied) and `oldId` becomes a tombstone
+   * naming it. Otherwise nothing is written.
+   */
+  replace(
+    oldId: string,
+    newId: string,
+    record: SessionRecord,
+    guard: WriteGuard,
+    carry: ContentDelta | undefined,
+    signal?: AbortSignal,
+  ): Promise<LiveWrite> {
+    if (signal?.aborted) return aborted(signal);
+    if (this.#entries.has(newId)) return Promise.reject(new Error(`duplicate id ${newId}`));
     const old = this.#entries.get(oldId);
-    if (old === undefined || !this.#isLive(old) || old.version !== expectedVersion) return Promise.resolve(writeFailure(this.#found(oldId)));
-    this.#entries.set(newId, this.#entry(record, 1));
-    this.#entries.set(oldId, { ...old, data: undefined, owner: noOwner, replaced: true, expiresAt: new Date(Date.now() + replacedMs) });
+    if (old === undefined || !this.#isLive(old) || !withinGuard(old, guard)) {
+      return Promise.resolve(writeFailure(this.#found(oldId), guard));
+    }
+    const content = carry !== undefined && old.content !== undefined ? applyDelta(old.content, carry) : record.content;
+    this.#entries.set(newId, this.#entry(record, content));
+    this.#entries.set(oldId, {
+      data: undefined,
+      content: undefined,
+      epoch: 0,
+      expiresAt: new Date(Date.now() + replacedRecordMs),
+      createdAt: old.createdAt,
+      updatedAt: new Date(),
+      owner: noOwner,
+      lifetime: undefined,
+      device: undefined,
+      replaced: true,
+      replacedBy: newId,
+    });
     return Promise.resolve(writeDone);
   }
 
-  updateLive(id: string, change: LiveChange): Promise<LiveWrite> {
+  updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite> {
+    if (signal?.aborted) return aborted(signal);
     const entry = this.#entries.get(id);
-    if (entry === undefined || !this.#isLive(entry)) return Promise.resolve(writeFailure(this.#found(id)));
-    if (change.expectedVersion !== undefined && entry.version !== change.expectedVersion) return Promise.resolve(writeFailure(this.#found(id)));
-    if (change.data !== undefined) entry.data = change.data;
+    if (entry === undefined || !this.#isLive(entry) || !withinGuard(entry, change)) {
+      return Promise.resolve(writeFailure(this.#found(id), change));
+    }
+    if (change.content !== undefined) {
+      entry.content = applyDelta(entry.content ?? emptyContent, change.content);
+      if (change.content.mode === 'replace') entry.data = undefined;
+    }
     if (change.expiresAt !== undefined) entry.expiresAt = change.expiresAt;
-    if (change.owner !== undefined) entry.owner = change.owner;
     if (change.lifetime !== undefined) entry.lifetime = change.lifetime ?? undefined;
-    if (change.handle !== undefined && entry.device) entry.device = { ...entry.device, handle: change.handle };
-    if (change.expectedVersion !== undefined) entry.version = change.expectedVersion + 1;
+    if (change.owner !== undefined) {
+      entry.owner = change.owner;
+      entry.epoch = change.epoch + 1;
+    }
+    if (change.handle !== undefined) {
+      entry.device = { userAgent: undefined, details: undefined, ...entry.device, handle: change.handle };
+    }
     entry.updatedAt = new Date();
     return Promise.resolve(writeDone);
   }
 
-  upsert(id: string, data: Uint8Array, expiresAt: Date): Promise<void> {
+  upsert(id: string, data: Uint8Array, expiresAt: Date, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return aborted(signal);
     const now = new Date();
-    this.#entries.set(id, { data, expiresAt, createdAt: now, updatedAt: now, owner: noOwner, lifetime: undefined, device: undefined, version: 0, replaced: false });
+    const createdAt = this.#entries.get(id)?.createdAt ?? now;
+    this.#entries.set(id, {
+      data,
+      content: undefined,
+      epoch: 0,
+      expiresAt,
+      createdAt,
+      updatedAt: now,
+      owner: noOwner,
+      lifetime: undefined,
+      device: undefined,
+      replaced: false,
+      replacedBy: undefined,
+    });
     return Promise.resolve();
   }
 
-  delete(id: string): Promise<void> {
+  delete(id: string, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return aborted(signal);
     this.#entries.delete(id);
+    return Promise.resolve();
+  }
+
+  /** Deletes the record and the chain of records it was regenerated into (live or not). */
+  deleteChain(id: string, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return aborted(signal);
+    let key: string | undefined = id;
+    for (let hop = 0; key !== undefined && hop <= maxChainLength; hop++) {
+      const entry = this.#entries.get(key);
+      this.#entries.delete(key);
+      key = entry?.replacedBy;
+    }
     return Promise.resolve();
   }
 
@@ -92,13 +182,20 @@ export class MemoryBackend implements SessionBackend {
     return Promise.resolve(this.#deleteWhere((entry) => entry.owner.user === user && entry.owner.provider === provider));
   }
 
-  listOwnedBy(user: string, provider: string): Promise<DeviceRecord[]> {
+  listOwnedBy(user: string, provider: string, limit: number): Promise<DeviceRecord[]> {
     const list: DeviceRecord[] = [];
     for (const entry of this.#entries.values()) {
-      if (!this.#isLive(entry) || entry.owner.user !== user || entry.owner.provider !== provider || !entry.device) continue;
-      list.push({ ...entry.device, createdAt: entry.createdAt, lastSeenAt: entry.updatedAt, expiresAt: entry.expiresAt });
+      if (!this.#isLive(entry) || entry.owner.user !== user || entry.owner.provider !== provider) continue;
+      list.push({
+        handle: entry.device?.handle ?? '',
+        userAgent: entry.device?.userAgent,
+        details: entry.device?.details,
+        createdAt: entry.createdAt,
+        lastSeenAt: entry.updatedAt,
+        expiresAt: entry.expiresAt,
+      });
     }
-    return Promise.resolve(list.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()));
+    return Promise.resolve(list.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(0, limit));
   }
 
   deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number> {
@@ -115,7 +212,8 @@ export class MemoryBackend implements SessionBackend {
     return Promise.resolve(count);
   }
 
-  countLiveByProvider(): Promise<Map<string | null, number>> {
+  countLiveByProvider(signal?: AbortSignal): Promise<Map<string | null, number>> {
+    if (signal?.aborted) return aborted(signal);
     const counts = new Map<string | null, number>();
     for (const entry of this.#entries.values()) {
       if (!this.#isLive(entry)) continue;
@@ -125,7 +223,8 @@ export class MemoryBackend implements SessionBackend {
     return Promise.resolve(counts);
   }
 
-  deleteExpired(limit: number): Promise<number> {
+  deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
+    if (signal?.aborted) return aborted(signal);
     const now = Date.now();
     let deleted = 0;
     for (const [id, entry] of this.#entries) {
@@ -137,10 +236,23 @@ export class MemoryBackend implements SessionBackend {
     return Promise.resolve(deleted);
   }
 
-  #entry(record: SessionRecord, version: number): Entry {
-    return { ...record, updatedAt: new Date(), version, replaced: false };
+  #entry(record: SessionRecord, content: SessionContent): Entry {
+    return {
+      data: undefined,
+      content,
+      epoch: record.epoch,
+      expiresAt: record.expiresAt,
+      createdAt: record.createdAt,
+      updatedAt: new Date(),
+      owner: record.owner,
+      lifetime: record.lifetime,
+      device: record.device,
+      replaced: false,
+      replacedBy: undefined,
+    };
   }
 
+  /** Live: not expired and not a tombstone. */
   #isLive(entry: Entry): boolean {
     return !entry.replaced && entry.expiresAt.getTime() > Date.now();
   }
@@ -148,15 +260,17 @@ export class MemoryBackend implements SessionBackend {
   #found(id: string): FoundSession {
     const entry = this.#entries.get(id);
     if (entry === undefined || !(entry.expiresAt.getTime() > Date.now())) return undefined;
-    if (entry.replaced || entry.data === undefined) return { state: 'replaced' };
+    if (entry.replaced) return { state: 'replaced' };
+    const content = entry.content ?? (entry.data === undefined ? undefined : { legacy: entry.data });
+    if (content === undefined) return undefined;
     return {
       state: 'live',
-      data: entry.data,
+      content,
+      epoch: entry.epoch,
       expiresAt: entry.expiresAt,
       createdAt: entry.createdAt,
       lifetime: entry.lifetime,
       handle: entry.device?.handle ?? '',
-      version: entry.version,
     };
   }
 
@@ -170,4 +284,20 @@ export class MemoryBackend implements SessionBackend {
     }
     return deleted;
   }
+}
+
+/** Whether a live entry is within a write's guard: the owner tenure and, when expected, the session's own lifetime. */
+function withinGuard(entry: Entry, { epoch, expectedLifetime }: WriteGuard): boolean {
+  if (entry.epoch !== epoch) return false;
+  if (expectedLifetime === undefined) return true;
+  const expected = expectedLifetime.lifetime;
+  const stored = entry.lifetime;
+  if (expected === undefined || stored === undefined) return expected === stored;
+  return expected.maxAge === stored.maxAge && expected.persistent === stored.persistent;
+}
+
+function aborted<T>(signal: AbortSignal): Promise<T> {
+  return Promise.reject(
+    signal.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError'),
+  );
 }

@@ -4,12 +4,14 @@
  * HTTP scenarios (1 new visitor, 2 returning read-only, 3 read-modify-write)
  * run each contender in a server process of its own and drive it from here
  * at concurrency 1 and 32. Database scenarios (4 forced logout, 5 active
- * count, 6 cleanup) call the stores directly. Results: a table on stdout,
- * bench/results/latest.json and bench/results/latest.md.
+ * count, 6 cleanup, 7 parallel writers of one session: bench/parallel-writers.ts,
+ * also runnable alone as `npm run bench:parallel`) call the stores directly.
+ * Results: a table on stdout, bench/results/latest.json and bench/results/latest.md.
  *
  * Environment: BENCH_REQUESTS (per measurement, default 1000),
  * BENCH_SESSIONS (documents for scenarios 4-6, default 100000),
- * BENCH_CONTENDERS (comma-separated subset), BENCH_OUT (results folder,
+ * BENCH_CONTENDERS (comma-separated subset), BENCH_PARALLEL_RUNS (runs of
+ * scenario 7, default 5), BENCH_OUT (results folder,
  * default bench/results), MONGODB_URI and PG_URI as for
  * the tests.
  */
@@ -29,6 +31,7 @@ import { resolvePostgresServer } from '../servers/postgres.ts';
 import { CommandLog, recordQueries } from '../test/support/commands.ts';
 import { contenders, type HttpScenario } from './contenders.ts';
 import { control, drive } from './load.ts';
+import { benchParallelWriters, type ParallelRow, renderParallel } from './parallel-writers.ts';
 
 const requests = Number(process.env.BENCH_REQUESTS ?? 1000);
 const documents = Number(process.env.BENCH_SESSIONS ?? 100_000);
@@ -80,7 +83,15 @@ try {
   for (const name of selected) httpRows.push(...(await benchHttp(name)));
   fillSessionCost(httpRows);
   const dbRows = await benchDatabase();
-  const report = render(httpRows, dbRows);
+  // 7: 100 parallel writers of one session (and 400 on PostgreSQL).
+  const parallelRows = await benchParallelWriters({
+    mongoUri: mongo.uri,
+    mongoDescription: mongo.description,
+    postgresUri: postgres.uri,
+    postgresDescription: postgres.description,
+    runs: Number(process.env.BENCH_PARALLEL_RUNS ?? 5),
+  });
+  const report = render(httpRows, dbRows, parallelRows);
   console.log(report);
   const dir = process.env.BENCH_OUT ?? join(import.meta.dirname, 'results');
   await mkdir(dir, { recursive: true });
@@ -93,7 +104,7 @@ try {
     node: process.version,
     cpus: cpus().length,
   };
-  await writeFile(join(dir, 'latest.json'), `${JSON.stringify({ meta, http: httpRows, database: dbRows }, null, 2)}\n`);
+  await writeFile(join(dir, 'latest.json'), `${JSON.stringify({ meta, http: httpRows, database: dbRows, parallel: parallelRows }, null, 2)}\n`);
   await writeFile(join(dir, 'latest.md'), `# Benchmark results\n\n${metaLines(meta)}\n\n${report}\n`);
 } finally {
   await Promise.all([mongo.stop(), postgres.stop()]);
@@ -367,7 +378,7 @@ function metaLines(meta: Record<string, unknown>): string {
   return Object.entries(meta).map(([key, value]) => `- ${key}: ${String(value)}`).join('\n');
 }
 
-function render(http: HttpRow[], db: DbRow[]): string {
+function render(http: HttpRow[], db: DbRow[], parallel: ParallelRow[]): string {
   const n = (value: number | null, digits = 0) => (value === null || Number.isNaN(value) ? 'n/a' : value.toFixed(digits));
   const commandList = (counts: Record<string, number>, digits: number) =>
     Object.entries(counts).map(([name, count]) => `${name} ${count.toFixed(digits)}`).join(', ') || 'none';
@@ -393,6 +404,9 @@ function render(http: HttpRow[], db: DbRow[]): string {
   for (const row of db) {
     lines.push(`| ${row.scenario} | ${row.contender} | ${n(row.medianMs, 1)} | ${commandList(row.commandsPerOp, 0)} | ${row.affected} |`);
   }
+  lines.push('', '### Scenario 7, parallel writers of one session', '');
+  lines.push('N requests load one anonymous cart session at once, then each saves a key of its own.', '');
+  lines.push(renderParallel(parallel));
   return lines.join('\n');
 }
 

@@ -23,22 +23,38 @@ export interface Lifetime {
   persistent: boolean;
 }
 
-/** A live record as the stores see it. */
+/**
+ * A session's values and pending flashes as stored: one entry per top-level
+ * value and one per flash, each the tagged JSON text of values.ts, so that
+ * a save can write just the entries its request changed (see content.ts).
+ * The field names are the store's own (`k` + base64url of a value's key,
+ * `f` + a flash id: see {@link isContentField}), never a caller's key.
+ */
+export interface SessionContent {
+  /** Value field -> the tagged JSON text of that value. */
+  values: ReadonlyMap<string, string>;
+  /** Flash field -> the tagged JSON text of `[key, value]`; fields sort in the order the flashes were added. */
+  flashes: ReadonlyMap<string, string>;
+}
+
+/** Content stored by 0.2 and earlier: values and flashes in one tagged JSON text. Read, converted on the next write. */
+export interface LegacyContent {
+  readonly legacy: Uint8Array;
+}
+
+/** A live session record as the session store sees it. */
 export interface StoredSession {
   readonly state: 'live';
-  data: Uint8Array;
+  content: SessionContent | LegacyContent;
+  /** The owner tenure: moves each time the stored owner changes; 0 for a record written before tenures existed. */
+  epoch: number;
   expiresAt: Date;
   /** When the session was first saved; kept across regeneration. */
   createdAt: Date;
-  /** The session's own lifetime; undefined for records written without one (token stores). */
+  /** The session's own lifetime; undefined while it is the store's default. */
   lifetime: Lifetime | undefined;
   /** The session's handle; '' for a record written before handles existed (it gets one on its next write). */
   handle: string;
-  /**
-   * Moves on every write of the data (compare-and-set): 1 for a new record,
-   * 0 for one written before versions existed.
-   */
-  version: number;
 }
 
 /**
@@ -55,9 +71,11 @@ export type FoundSession = StoredSession | ReplacedSession | undefined;
 
 /** A session record to write. */
 export interface SessionRecord {
-  data: Uint8Array;
+  content: SessionContent;
   expiresAt: Date;
   owner: Owner;
+  /** The owner tenure the record starts in (see {@link StoredSession.epoch}). */
+  epoch: number;
   createdAt: Date;
   /** The session's own lifetime; undefined: the store's default (which then may change). */
   lifetime: Lifetime | undefined;
@@ -83,32 +101,61 @@ export interface DeviceRecord extends DeviceFields {
   expiresAt: Date;
 }
 
-/** What `updateLive` changes; fields left out keep their value. */
-export interface LiveChange {
-  data?: Uint8Array;
-  expiresAt?: Date;
+/**
+ * What one request changed of a session's content. `merge`: set and unset
+ * exactly these entries, leaving every other one as stored (what parallel
+ * requests wrote survives). `replace`: the content becomes exactly the
+ * entries in `set` (used when the owner changes from someone, and to
+ * convert legacy content); `unset` is then empty.
+ */
+export interface ContentDelta {
+  mode: 'merge' | 'replace';
+  values: { set: ReadonlyMap<string, string>; unset: readonly string[] };
+  flashes: { set: ReadonlyMap<string, string>; unset: readonly string[] };
+}
+
+/**
+ * What a write of a live record is guarded by, besides the record being
+ * live and not replaced: the owner tenure the request loaded and, with
+ * `expectedLifetime`, the session's own lifetime.
+ */
+export interface WriteGuard {
+  /** The owner tenure the request loaded. */
+  epoch: number;
+  /**
+   * Applies only while the stored lifetime is this one (undefined: the
+   * default): a refresh computed from it must not outlive a change another
+   * request made.
+   */
+  expectedLifetime?: { lifetime: Lifetime | undefined };
+}
+
+/**
+ * A guarded write of a live record (see {@link WriteGuard}). Fields left
+ * out keep their value.
+ */
+export interface LiveChange extends WriteGuard {
+  content?: ContentDelta;
+  /** A new owner: the tenure moves to `epoch + 1`. */
   owner?: Owner;
+  expiresAt?: Date;
   /** The session's own lifetime; null: back to the store's default. */
   lifetime?: Lifetime | null;
   /** Gives a record written before handles existed its handle. */
   handle?: string;
-  /**
-   * Compare-and-set: the write applies only while the record is at this
-   * version, and moves it to the next. Set it whenever `data` is written.
-   */
-  expectedVersion?: number;
 }
 
 /**
- * The result of a write that needs the record live: done; a conflict (the
- * record is live at another version than expected: another request wrote
- * it, and `current` is what it holds now, ready to merge into); replaced by
- * a parallel regeneration (its id is a tombstone); or gone (missing,
- * expired, force-expired).
+ * The result of a guarded write: done; the record is in another owner
+ * tenure than the request loaded (someone signed in or out meanwhile);
+ * its own lifetime changed meanwhile (`lifetime`: the stored one now);
+ * replaced by a parallel regeneration (its id is a tombstone); or gone
+ * (missing, expired, force-expired).
  */
 export type LiveWrite =
   | { readonly outcome: 'done' }
-  | { readonly outcome: 'conflict'; readonly current: StoredSession }
+  | { readonly outcome: 'owner-changed' }
+  | { readonly outcome: 'lifetime-changed'; readonly lifetime: Lifetime | undefined }
   | { readonly outcome: 'replaced' }
   | { readonly outcome: 'gone' };
 
@@ -117,6 +164,19 @@ export const writeDone: LiveWrite = Object.freeze({ outcome: 'done' });
 
 /** How long a replaced id stays recognisable as such, in milliseconds. */
 export const replacedRecordMs = 60 * 1000;
+
+/** Most successors `deleteChain` follows: a browser regenerates far less often within a tombstone's minute. */
+export const maxChainLength = 16;
+
+const contentField = /^[kf][A-Za-z0-9_-]*$/;
+
+/**
+ * Whether `name` is a content field name the store makes (so a backend may
+ * use it as a field path or jsonb key: no `.`, `$` or NUL can be in it).
+ */
+export function isContentField(name: string): boolean {
+  return contentField.test(name);
+}
 
 /**
  * Session records keyed by id, with data, an expiry and an optional owner.
@@ -134,38 +194,50 @@ export interface SessionBackend {
   ensureSchema(): Promise<void>;
   /** The live record for `id`, a replaced one, or undefined when missing or expired. */
   find(id: string, signal?: AbortSignal): Promise<FoundSession>;
-  /** Every live record as id -> data. */
+  /** A token store's live record's data (not a replaced one), or undefined. */
+  findData(id: string, signal?: AbortSignal): Promise<Uint8Array | undefined>;
+  /** Every live token record as id -> data. */
   findAll(signal?: AbortSignal): Promise<Map<string, Uint8Array>>;
-  /** Inserts a new record. */
+  /** Inserts a new session record. */
   insert(id: string, record: SessionRecord, signal?: AbortSignal): Promise<void>;
   /**
-   * Moves a live record to a new id (regeneration): inserts `newId`, and
-   * turns `oldId` into a short-lived replaced record (no data, no owner)
-   * only while it is live. When `oldId` was not live, nothing stays: `newId`
-   * is removed again (or never written). Safe in every interleaving with
-   * `delete`, `deleteOwnedBy` and another `replace` of `oldId`: a record that
-   * was deleted, expired or already replaced never lives on under a new id.
-   * The old record must be at `expectedVersion` (else a conflict, and
-   * nothing changed). The record's `createdAt` is the caller's (the old
-   * record's). Two commands when it succeeds (one on PostgreSQL).
+   * Moves a live record to a new id (regeneration): `newId` gets `record`,
+   * except that with a `carry` delta its content is the old record's content
+   * as stored at that moment with `carry` applied (what parallel requests of
+   * the same tenure wrote carries over). `oldId` becomes a short-lived
+   * replaced record naming `newId` (no content, no owner) only while it is
+   * live, not replaced and within `guard`. When it was not, nothing stays:
+   * `newId` is removed again (or never written). Safe in every interleaving
+   * with `deleteChain`, `deleteOwnedBy` and another `replace` of `oldId`: a
+   * record that was deleted, expired, replaced or taken over by another
+   * owner never lives on under a new id. Two commands when it succeeds on
+   * MongoDB (three when parallel writes must be carried over), one on
+   * PostgreSQL.
    */
   replace(
     oldId: string,
     newId: string,
     record: SessionRecord,
-    expectedVersion: number,
+    guard: WriteGuard,
+    carry: ContentDelta | undefined,
     signal?: AbortSignal,
   ): Promise<LiveWrite>;
-  /** Updates a live record; never creates or revives one. See {@link LiveChange.expectedVersion}. */
+  /** Updates a live record under the guards of {@link LiveChange}; never creates or revives one. */
   updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite>;
   /** Inserts, or replaces data and expiry whether or not the record was live. */
   upsert(id: string, data: Uint8Array, expiresAt: Date, signal?: AbortSignal): Promise<void>;
   /** Deletes the record, live or not; fine when missing. */
   delete(id: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * Deletes the session record and every record it was regenerated into
+   * (a replaced record names its successor), at most {@link maxChainLength}:
+   * a sign-out wins over a parallel regeneration. One command per record.
+   */
+  deleteChain(id: string, signal?: AbortSignal): Promise<void>;
   /** Deletes every live record of an owner. @returns how many. */
   deleteOwnedBy(user: string, provider: string): Promise<number>;
-  /** The owner's live records, newest first, without ids or data; served by the owner index. */
-  listOwnedBy(user: string, provider: string): Promise<DeviceRecord[]>;
+  /** At most `limit` of the owner's live records, newest first, without ids or data; served by the owner index. */
+  listOwnedBy(user: string, provider: string, limit: number): Promise<DeviceRecord[]>;
   /**
    * Deletes the owner's live records with this handle (`except: false`) or
    * all but it (`except: true`); one command. @returns how many.
@@ -255,11 +327,16 @@ export async function runOperation<T>(
 
 /**
  * Why a guarded write matched nothing, from a fresh read of the record:
- * gone, replaced, or live at another version (a conflict).
+ * gone, replaced, in another owner tenure, or at another lifetime. A live
+ * record that matches every guard again (it changed back between the write
+ * and the read) counts as a lifetime change: the caller recomputes and
+ * writes once more, a bounded number of times.
  */
-export function writeFailure(found: FoundSession): LiveWrite {
+export function writeFailure(found: FoundSession, guard: WriteGuard): LiveWrite {
   if (found === undefined) return { outcome: 'gone' };
-  return found.state === 'replaced' ? { outcome: 'replaced' } : { outcome: 'conflict', current: found };
+  if (found.state === 'replaced') return { outcome: 'replaced' };
+  if (found.epoch !== guard.epoch) return { outcome: 'owner-changed' };
+  return { outcome: 'lifetime-changed', lifetime: found.lifetime };
 }
 
 /** Memoizes a one-time setup; a failed attempt is forgotten so the next call retries. */

@@ -15,15 +15,17 @@ export function instrumentBackend(backend: SessionBackend, telemetry: Telemetry)
     database: backend.database,
     ensureSchema: () => observe('ensureSchema', () => backend.ensureSchema()),
     find: (id, signal) => observe('find', () => backend.find(id, signal)),
+    findData: (id, signal) => observe('findData', () => backend.findData(id, signal)),
     findAll: (signal) => observe('findAll', () => backend.findAll(signal)),
     insert: (id, record, signal) => observe('insert', () => backend.insert(id, record, signal)),
-    replace: (oldId, newId, record, expectedVersion, signal) =>
-      observe('replace', () => backend.replace(oldId, newId, record, expectedVersion, signal)),
+    replace: (oldId, newId, record, guard, carry, signal) =>
+      observe('replace', () => backend.replace(oldId, newId, record, guard, carry, signal)),
     updateLive: (id, change, signal) => observe('updateLive', () => backend.updateLive(id, change, signal)),
     upsert: (id, data, expiresAt, signal) => observe('upsert', () => backend.upsert(id, data, expiresAt, signal)),
     delete: (id, signal) => observe('delete', () => backend.delete(id, signal)),
+    deleteChain: (id, signal) => observe('deleteChain', () => backend.deleteChain(id, signal)),
     deleteOwnedBy: (user, provider) => observe('deleteOwnedBy', () => backend.deleteOwnedBy(user, provider)),
-    listOwnedBy: (user, provider) => observe('listOwnedBy', () => backend.listOwnedBy(user, provider)),
+    listOwnedBy: (user, provider, limit) => observe('listOwnedBy', () => backend.listOwnedBy(user, provider, limit)),
     deleteOwnedByHandle: (user, provider, handle, except) =>
       observe('deleteOwnedByHandle', () => backend.deleteOwnedByHandle(user, provider, handle, except)),
     countLive: () => observe('countLive', () => backend.countLive()),

@@ -4,24 +4,23 @@
  * MongoStore (MongoDB) and PostgresSessionStore (PostgreSQL) are this class
  * over their backends.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parse as parseCookies } from 'cookie';
-import { defaultTimeoutMs, type Lifetime, type LiveWrite, type SessionBackend, withTimeout, writeFailure } from './backend.ts';
+import { defaultTimeoutMs, type SessionBackend, withTimeout } from './backend.ts';
 import { checkBatchSize, checkErrorHandler, checkMillisecondsOrZero, defaultCleanupBatchSize, expiredCleanup, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
-import { type DeviceDetailsInput, deviceFieldsFor, type DeviceInfo, isHandle, newHandle, toDeviceInfo } from './devices.ts';
-import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
-import { SessionOptionsError, SessionStoreError, SessionValuesError } from './errors.ts';
+import { decodeContent } from './content.ts';
+import type { CookieTarget } from './cookies.ts';
+import { type DeviceDetailsInput, type DeviceInfo, isHandle, toDeviceInfo } from './devices.ts';
+import { SessionOptionsError } from './errors.ts';
 import type { KeyPair } from './keys.ts';
-import { expiryAt, lifetimeKey, lifetimeOf, ownLifetime, refreshDue } from './lifetime.ts';
-import { mergeSessionText } from './merge.ts';
 import { checkKnownKeys, maxMaxAge, resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
-import { checkOwnerArgument, type Owner, ownerOf } from './owner.ts';
+import { checkOwnerArgument, ownerOf } from './owner.ts';
 import { Registry, type RequestLike, toRequest } from './registry.ts';
-import { isSessionId, newSessionId, type SaveOutcome, Session, type SessionLoadError, sessionState } from './session.ts';
+import { type SaveOutcome, Session, type SessionLoadError, sessionState } from './session.ts';
+import { end, SessionWriter } from './session-writer.ts';
 import { Telemetry, type TelemetryOptions } from './telemetry.ts';
 import { instrumentBackend } from './instrumented-backend.ts';
-import { decodeSession, encodeValues, type SessionValues, type Storable } from './values.ts';
+import type { SessionValues, Storable } from './values.ts';
 
 export type { CookieTarget } from './cookies.ts';
 export type { SaveOutcome } from './session.ts';
@@ -101,25 +100,6 @@ export interface SessionStoreConfig {
   describeDevice?: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
 }
 
-/** What a save writes: the values and flashes as text and as bytes, their owner, and the lifetime. */
-interface RecordToWrite {
-  text: string;
-  /** The text as UTF-8, encoded when first read: a save that writes nothing never encodes it. */
-  readonly data: Uint8Array;
-  owner: Owner;
-  /** The lifetime in force, for the expiry and the cookie. */
-  lifetime: Lifetime;
-  /** What is stored of it: undefined while it is the store's default. */
-  own: Lifetime | undefined;
-}
-
-/** A record a save wrote: the record's version now, and whether it is a merge (not the session's own values). */
-interface Written {
-  record: RecordToWrite;
-  version: number;
-  merged: boolean;
-}
-
 const sessionStoreConfigKeys = [
   'keyPairs',
   'options',
@@ -139,16 +119,11 @@ const defaultTouchAfterSeconds = 3600;
 const defaultMaxValuesBytes = 1024 * 1024;
 const defaultUnsealCacheSize = 10_000;
 const maxDeletePasses = 5;
-/**
- * Compare-and-set attempts of one save before it gives up (each after a
- * merge and a short random pause, so that many parallel writers of one
- * session spread out).
- */
-const maxMergeAttempts = 32;
+/** Most sessions `listSessions` gives unless asked for fewer or more, and the most it gives. */
+const defaultListLimit = 100;
+const maxListLimit = 1000;
 /** Load errors whose cookie leads nowhere and should be cleared (not `replaced`). */
 const deadCookieErrors = new Set(['malformed', 'oversized', 'tampered', 'unknown-key', 'expired', 'wrong-name', 'not-found', 'unreadable']);
-const utf8 = new TextEncoder();
-const fromUtf8 = new TextDecoder();
 
 /**
  * Sessions stored server-side, with only a sealed id in the cookie.
@@ -166,14 +141,11 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   readonly #sessions: SessionBackend;
   readonly #codec: CookieCodec;
   readonly #registry = new Registry<Promise<Session<V>>>();
-  readonly #touchAfterMs: number;
+  readonly #writer: SessionWriter<V>;
   readonly #absoluteMaxAgeMs: number | undefined;
-  readonly #saveUninitialized: boolean;
   readonly #timeoutMs: number;
-  readonly #maxValuesBytes: number;
   readonly #cleanupTick: (stop: AbortSignal) => Promise<number>;
   readonly #onError: (error: unknown) => void;
-  readonly #describeDevice: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
   readonly #telemetry: Telemetry;
   #autoCleanRunning = false;
 
@@ -186,20 +158,31 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     checkKnownKeys(config, [...sessionStoreConfigKeys, ...backendKeys], 'store configuration');
     this.#codec = new CookieCodec(config.keyPairs, config.unsealCacheSize ?? defaultUnsealCacheSize);
     this.options = Object.freeze(resolveSessionOptions(config.options));
-    this.#touchAfterMs = nonNegative(config.touchAfter ?? defaultTouchAfterSeconds, 'touchAfter') * 1000;
+    const touchAfterMs = nonNegative(config.touchAfter ?? defaultTouchAfterSeconds, 'touchAfter') * 1000;
     this.#absoluteMaxAgeMs =
       config.absoluteMaxAge === undefined ? undefined : positiveAtMost(config.absoluteMaxAge, maxMaxAge, 'absoluteMaxAge') * 1000;
-    this.#saveUninitialized = flag(config.saveUninitialized ?? false, 'saveUninitialized');
+    const saveUninitialized = flag(config.saveUninitialized ?? false, 'saveUninitialized');
     this.#timeoutMs = checkMillisecondsOrZero(config.timeoutMs ?? defaultTimeoutMs, 'timeoutMs');
-    this.#maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
+    const maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
     const cleanupBatchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
     this.#onError = checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: cleanup failed:', error));
     if (config.describeDevice !== undefined && typeof config.describeDevice !== 'function') {
       throw new SessionOptionsError('describeDevice must be a function');
     }
-    this.#describeDevice = config.describeDevice;
     this.#telemetry = Telemetry.create(config.telemetry, backend.database);
     this.#sessions = instrumentBackend(backend, this.#telemetry);
+    this.#writer = new SessionWriter<V>({
+      backend: this.#sessions,
+      codec: this.#codec,
+      telemetry: this.#telemetry,
+      defaults: this.options,
+      touchAfterMs,
+      absoluteMaxAgeMs: this.#absoluteMaxAgeMs,
+      maxValuesBytes,
+      saveUninitialized,
+      describeDevice: config.describeDevice,
+      withTimeout: (operation, call) => this.#withTimeout(operation, call),
+    });
     // Each batch bounded like any call: a command lost on a dead connection
     // must not stop the housekeeping for good.
     this.#cleanupTick = expiredCleanup(this.#sessions, cleanupBatchSize, this.#timeoutMs);
@@ -305,21 +288,16 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     // One snapshot of the options, read once: what is validated is what is used.
     session.options = { ...session.options };
     validateCookie(session.name, session.options);
-    if (session.id !== '' && !isSessionId(session.id)) {
+    if (session.id !== state.storeId) {
       throw new SessionOptionsError('session.id was changed: it must be the id the store gave the session');
     }
-    if (session.options.maxAge <= 0) return this.#delete(target, session);
+    if (session.options.maxAge <= 0) return this.#writer.delete(target, session);
     // A fresh session on a just-replaced id (a parallel request of a browser
     // that signed in) writes nothing, unless it is a sign-in itself.
-    if (session.error === 'replaced' && !state.regenerating) return this.#end(target, session, 'superseded');
+    if (session.error === 'replaced' && !state.regenerating) return end(target, session, 'superseded');
     const predecessor = state.predecessor as Session<V> | undefined;
     if (predecessor !== undefined) await this.save(req, target, predecessor); // the destroyed one first
-    const record = this.#recordToWrite(session);
-    if (session.id === '') {
-      if (!this.#saveUninitialized && record.text === '{}') return this.#skipEmpty(target, session);
-      return this.#create(toRequest(req), target, session, record);
-    }
-    return state.regenerating ? this.#create(toRequest(req), target, session, record) : this.#update(target, session, record);
+    return this.#writer.write(toRequest(req), target, session);
   }
 
   /**
@@ -365,18 +343,24 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   /**
    * The live sessions of a user, newest first, for a "your devices" page:
    * each one's handle, creation, last write, expiry, User-Agent and
-   * `describeDevice` details, never its id or values. One database command,
-   * served by the owner index.
-   * @throws TypeError (rejects) for arguments the owner rule refuses; no command is sent.
+   * `describeDevice` details, never its id or values. At most
+   * `options.limit` of them (default 100, at most 1,000): the newest. One
+   * database command, served by the owner index.
+   * @throws TypeError (rejects) for arguments the owner rule refuses, or a
+   * limit that is not a whole number from 1 to 1,000; no command is sent.
    * @throws SessionStoreError when the database fails.
    */
-  async listSessions(user: string, provider: string): Promise<DeviceInfo[]> {
+  async listSessions(user: string, provider: string, options?: { limit?: number | undefined }): Promise<DeviceInfo[]> {
     checkOwnerArgument('listSessions: user', user);
     checkOwnerArgument('listSessions: provider', provider);
-    const limit = this.#absoluteMaxAgeMs;
+    const limit = options?.limit ?? defaultListLimit;
+    if (!Number.isInteger(limit) || limit < 1 || limit > maxListLimit) {
+      throw new TypeError(`listSessions: limit must be a whole number from 1 to ${maxListLimit}`);
+    }
+    const absolute = this.#absoluteMaxAgeMs;
     const now = Date.now();
-    return (await this.#sessions.listOwnedBy(user, provider))
-      .filter((record) => limit === undefined || record.createdAt.getTime() + limit > now) // as `get` sees them
+    return (await this.#sessions.listOwnedBy(user, provider, limit))
+      .filter((record) => absolute === undefined || record.createdAt.getTime() + absolute > now) // as `get` sees them
       .map(toDeviceInfo);
   }
 
@@ -480,15 +464,19 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     if (!unsealed.ok) return rejected(unsealed.reason);
     const found = await this.#withTimeout('find', (signal) => this.#sessions.find(unsealed.id, signal));
     if (found === undefined) return rejected('not-found');
-    if (found.state === 'replaced') return rejected('replaced');
+    if (found.state === 'replaced') {
+      session[sessionState].replacedId = unsealed.id;
+      return rejected('replaced');
+    }
     if (this.#absoluteMaxAgeMs !== undefined && found.createdAt.getTime() + this.#absoluteMaxAgeMs <= Date.now()) {
       // Past its absolute lifetime (a limit added or lowered since it was written).
       return rejected('not-found');
     }
-    const text = fromUtf8.decode(found.data);
     let decoded;
+    let owner;
     try {
-      decoded = decodeSession(text);
+      decoded = decodeContent(found.content);
+      owner = ownerOf(decoded.values);
     } catch {
       return rejected('unreadable');
     }
@@ -499,250 +487,18 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     session.isNew = false;
     if (found.lifetime !== undefined) Object.assign(session.options, found.lifetime);
     const state = session[sessionState];
+    state.storeId = unsealed.id;
+    state.stored = decoded.content;
+    state.legacy = decoded.legacy;
     state.flashes = decoded.flashes;
-    state.storedValues = text;
+    state.owner = owner;
+    state.epoch = found.epoch;
     state.expiresAt = found.expiresAt;
     state.createdAt = found.createdAt;
-    state.storedLifetime = lifetimeKey(found.lifetime);
+    state.ownLifetime = found.lifetime;
     state.cookieDelivered = true;
     state.olderKey = !unsealed.sealedWithCurrentKey;
-    state.version = found.version;
     return session;
-  }
-
-  /** Validates and encodes what a save of `session` would write, before anything is written. */
-  #recordToWrite(session: Session<V>): RecordToWrite {
-    const root: unknown = session.values;
-    if (root === null || typeof root !== 'object' || Array.isArray(root)) {
-      throw new SessionValuesError('session values must be a plain object');
-    }
-    // One read of each top-level value: the owner and the data come from the same snapshot.
-    const values = { ...(root as SessionValues) };
-    const text = encodeValues(values, this.#maxValuesBytes, session[sessionState].flashes);
-    const lifetime = lifetimeOf(session.options);
-    return recordOf(text, ownerOf(values), lifetime, ownLifetime(lifetime, this.options));
-  }
-
-  /** A new session, or a regenerated one: a new id, then one insert or one replace. */
-  async #create(request: Request, target: CookieTarget, session: Session<V>, record: RecordToWrite): Promise<SaveOutcome> {
-    const state = session[sessionState];
-    const device = deviceFieldsFor(request, this.#describeDevice);
-    const id = newSessionId();
-    const now = Date.now();
-    const createdAt = state.createdAt ?? new Date(now);
-    const expiresAt = expiryAt(now, record.lifetime, createdAt, this.#absoluteMaxAgeMs);
-    if (!(expiresAt.getTime() > now)) return this.#expireNow(target, session);
-    const cookie = await this.#sealedCookie(session, id, expiresAt);
-    let written: Written = { record, version: 1, merged: false };
-    if (session.id === '') {
-      await this.#withTimeout('insert', (signal) =>
-        this.#sessions.insert(id, { data: record.data, owner: record.owner, lifetime: record.own, createdAt, expiresAt, device }, signal),
-      );
-    } else {
-      const replaced = await this.#writeMerging(session, record, (attempt, version) =>
-        this.#withTimeout('replace', (signal) =>
-          this.#sessions.replace(
-            session.id,
-            id,
-            { data: attempt.data, owner: attempt.owner, lifetime: attempt.own, createdAt, expiresAt, device },
-            version,
-            signal,
-          ),
-        ),
-      );
-      if (replaced.write.outcome !== 'done') return this.#end(target, session, endingOf(replaced.write));
-      written = replaced.written;
-    }
-    if (session.id === '') this.#telemetry.sessionCreated();
-    else this.#telemetry.sessionRegenerated();
-    session.id = id;
-    session.handle = device.handle;
-    state.regenerating = false;
-    state.createdAt = createdAt;
-    this.#stored(session, { ...written, version: 1 }, expiresAt);
-    this.#send(target, session, cookie);
-    return 'created';
-  }
-
-  /** A loaded session: a write when values or lifetime changed or the expiry is due; a cookie when it must change. */
-  async #update(target: CookieTarget, session: Session<V>, record: RecordToWrite): Promise<SaveOutcome> {
-    const state = session[sessionState];
-    const now = Date.now();
-    const storedExpiry = state.expiresAt ?? new Date(0);
-    const wantedExpiry = expiryAt(now, record.lifetime, state.createdAt ?? new Date(now), this.#absoluteMaxAgeMs);
-    if (!(wantedExpiry.getTime() > now)) return this.#expireNow(target, session);
-    const changed = record.text !== state.storedValues;
-    const lifetimeChanged = lifetimeKey(record.own) !== state.storedLifetime;
-    // A cookie under an older key pair is re-sealed with a refresh: the
-    // write checks the session is still live (a re-seal alone could hand the
-    // browser back an id a parallel sign-in just replaced).
-    const refresh =
-      lifetimeChanged || state.olderKey || refreshDue(storedExpiry, wantedExpiry, record.lifetime, this.#touchAfterMs);
-    const expiresAt = refresh ? wantedExpiry : storedExpiry;
-    const cookie =
-      refresh || !state.cookieDelivered ? await this.#sealedCookie(session, session.id, expiresAt) : undefined;
-    if (changed || refresh) {
-      // A session from before handles gets one with this write.
-      const handle = session.handle === '' ? newHandle() : undefined;
-      const refreshing = { ...(refresh ? { expiresAt, lifetime: record.own ?? null } : {}), ...(handle === undefined ? {} : { handle }) };
-      // A data write is compare-and-set (merged on a conflict); an expiry refresh alone is not.
-      const result = changed
-        ? await this.#writeMerging(session, record, (attempt, version) =>
-            this.#withTimeout('update', (signal) =>
-              this.#sessions.updateLive(
-                session.id,
-                { data: attempt.data, owner: attempt.owner, expectedVersion: version, ...refreshing },
-                signal,
-              ),
-            ),
-          )
-        : {
-            write: await this.#withTimeout('update', (signal) => this.#sessions.updateLive(session.id, refreshing, signal)),
-            written: { record, version: state.version, merged: false },
-          };
-      if (result.write.outcome !== 'done') return this.#end(target, session, endingOf(result.write));
-      if (handle !== undefined) session.handle = handle;
-      this.#stored(session, result.written, expiresAt);
-    }
-    if (cookie !== undefined) this.#send(target, session, cookie);
-    return changed || refresh ? 'updated' : 'unchanged';
-  }
-
-  /**
-   * Runs a compare-and-set write of this request's changes. On a conflict
-   * (another request wrote the session since it was loaded) it re-reads the
-   * stored session, merges this request's changes into it (see merge.ts),
-   * and tries again, at most {@link maxMergeAttempts} times. The merge is
-   * always of the changes against the values as loaded, so a retry never
-   * counts a change twice.
-   * @returns the last write's result and, when it was done, what it wrote.
-   * @throws SessionStoreError when the session kept changing through every attempt.
-   */
-  async #writeMerging(
-    session: Session<V>,
-    record: RecordToWrite,
-    write: (record: RecordToWrite, expectedVersion: number) => Promise<LiveWrite>,
-  ): Promise<{ write: LiveWrite; written: Written }> {
-    const state = session[sessionState];
-    let attempt = record;
-    let version = state.version;
-    for (let tries = 1; ; tries++) {
-      const result = await write(attempt, version);
-      if (result.outcome !== 'conflict') {
-        return { write: result, written: { record: attempt, version: version + 1, merged: attempt !== record } };
-      }
-      if (tries >= maxMergeAttempts) {
-        throw new SessionStoreError(`save: the session changed under ${tries} parallel writes in a row; nothing of this request was written`, {
-          cause: undefined,
-        });
-      }
-      let current = result.current;
-      if (tries > 1) {
-        // Many writers of one session: a random pause, growing with each
-        // miss, spreads them out; what was read before it is stale by then.
-        await sleep(Math.random() * Math.min(250, 2 ** (tries + 1)));
-        const found = await this.#withTimeout('find', (signal) => this.#sessions.find(session.id, signal));
-        if (found?.state !== 'live') return { write: writeFailure(found), written: { record: attempt, version, merged: false } };
-        current = found;
-      }
-      const text = mergeSessionText({
-        base: state.storedValues ?? '{}',
-        ours: record.text,
-        theirs: fromUtf8.decode(current.data),
-        readFlashKeys: state.readFlashKeys,
-      });
-      attempt = this.#recordFromText(text, record.lifetime);
-      version = current.version;
-    }
-  }
-
-  /** A merged text as a record, checked like any values: size and owner rule. */
-  #recordFromText(text: string, lifetime: Lifetime): RecordToWrite {
-    const record = recordOf(text, ownerOf(decodeSession(text).values), lifetime, ownLifetime(lifetime, this.options));
-    if (record.data.byteLength > this.#maxValuesBytes) {
-      throw new SessionValuesError(`merged session values take ${record.data.byteLength} bytes, more than maxValuesBytes (${this.#maxValuesBytes})`);
-    }
-    return record;
-  }
-
-  /** A new session that is still empty is not stored; a dead cookie the request carried is cleared. */
-  #skipEmpty(target: CookieTarget, session: Session<V>): SaveOutcome {
-    const state = session[sessionState];
-    if (state.deadCookie) {
-      appendSetCookie(target, expiredCookie(session.name, session.options));
-      state.deadCookie = false;
-    }
-    return 'unchanged';
-  }
-
-  async #delete(target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
-    if (session.id !== '') {
-      await this.#withTimeout('delete', (signal) => this.#sessions.delete(session.id, signal));
-      this.#telemetry.sessionEnded();
-    }
-    return this.#end(target, session, 'deleted');
-  }
-
-  /** The absolute lifetime is over: the document goes, like an expiry. */
-  async #expireNow(target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
-    if (session.id !== '') await this.#withTimeout('delete', (signal) => this.#sessions.delete(session.id, signal));
-    return this.#end(target, session, 'expired');
-  }
-
-  /**
-   * Terminal: later saves resolve `outcome` again and write nothing. The
-   * browser's cookie is expired, except when the session was superseded:
-   * the browser then holds the regenerated session's cookie, which a
-   * clearing cookie arriving later would delete.
-   */
-  #end(target: CookieTarget, session: Session<V>, outcome: SaveOutcome): SaveOutcome {
-    // The cookie first: if the target throws, a retried save sends it again.
-    if (outcome !== 'superseded') appendSetCookie(target, expiredCookie(session.name, session.options));
-    session[sessionState].ended = outcome;
-    return outcome;
-  }
-
-  /**
-   * Records what was written; after a merge, the session's values and
-   * flashes become the merged ones. The browser's cookie is stale until
-   * {@link #send} delivers the new one.
-   */
-  #stored(session: Session<V>, { record, version, merged }: Written, expiresAt: Date): void {
-    const state = session[sessionState];
-    if (merged) {
-      const decoded = decodeSession(record.text);
-      session.values = decoded.values as Partial<V>;
-      state.flashes = decoded.flashes;
-    }
-    state.storedValues = record.text;
-    state.storedLifetime = lifetimeKey(record.own);
-    state.expiresAt = expiresAt;
-    state.version = version;
-    state.olderKey = false;
-    state.readFlashKeys = new Set();
-    state.cookieDelivered = false;
-  }
-
-  /**
-   * Hands the cookie to the target. If that throws (a Response's immutable
-   * headers), the session still knows its cookie is stale, so a retried save
-   * sends it without writing again.
-   */
-  #send(target: CookieTarget, session: Session<V>, cookie: string): void {
-    appendSetCookie(target, cookie);
-    const state = session[sessionState];
-    state.cookieDelivered = true;
-    state.deadCookie = false;
-  }
-
-  /**
-   * The Set-Cookie line naming `id`, sealed under the current key pair; built
-   * before any write, so a save that fails here has written nothing. The
-   * seal ends with the document.
-   */
-  async #sealedCookie(session: Session<V>, id: string, expiresAt: Date): Promise<string> {
-    const sealed = await this.#codec.seal(session.name, id, expiresAt.getTime() - Date.now());
-    return sessionCookie(session.name, sealed, session.options, expiresAt);
   }
 
   /** Runs one database call bounded by `timeoutMs`; a timeout becomes SessionStoreError. */
@@ -767,31 +523,6 @@ async function inPasses(pass: () => Promise<number>): Promise<number> {
     if (count >= 2 && deleted === 0) break;
   }
   return ended;
-}
-
-/** How a save ends when its write found the session replaced or gone. */
-function endingOf(write: LiveWrite): SaveOutcome {
-  return write.outcome === 'replaced' ? 'superseded' : 'expired';
-}
-
-/** Marks a fresh session with why the cookie gave no session. */
-/** A record to write whose bytes are encoded on first use: a save that writes nothing never encodes them. */
-class LazyRecord implements RecordToWrite {
-  #data: Uint8Array | undefined;
-  constructor(
-    readonly text: string,
-    readonly owner: Owner,
-    readonly lifetime: Lifetime,
-    readonly own: Lifetime | undefined,
-  ) {}
-
-  get data(): Uint8Array {
-    return (this.#data ??= utf8.encode(this.text));
-  }
-}
-
-function recordOf(text: string, owner: Owner, lifetime: Lifetime, own: Lifetime | undefined): RecordToWrite {
-  return new LazyRecord(text, owner, lifetime, own);
 }
 
 function failed<V extends Storable<V>>(session: Session<V>, reason: NonNullable<Session<V>['error']>): Session<V> {

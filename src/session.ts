@@ -4,8 +4,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { UnsealFailure } from './codec.ts';
+import type { Lifetime, SessionContent } from './backend.ts';
+import { newFlashField, type PendingFlash } from './content.ts';
 import type { SessionOptions } from './options.ts';
-import type { Flashes, SessionValues, Storable } from './values.ts';
+import type { Owner } from './owner.ts';
+import type { SessionValues, Storable } from './values.ts';
 
 /**
  * Why `get` or `new` gave a fresh session although the request carried a
@@ -44,14 +47,22 @@ export type SaveOutcome = 'created' | 'updated' | 'unchanged' | 'deleted' | 'exp
 
 /** @internal The store's bookkeeping for one session. */
 export interface SessionState {
-  /** Encoded values and flashes as last read or written; compared on save to skip writes. */
-  storedValues: string | undefined;
+  /** The id the store gave the session ('' before its first save); `save` refuses any other. */
+  storeId: string;
+  /** The content as last read or written: what a save's delta is computed against. */
+  stored: SessionContent | undefined;
+  /** The content was read from a record of 0.2 or earlier: the next write converts it whole. */
+  legacy: boolean;
+  /** The owner as last read or written. */
+  owner: Owner;
+  /** The owner tenure as last read or written: the guard of every write. */
+  epoch: number;
   /** The document's expiry as last read or written. */
   expiresAt: Date | undefined;
   /** When the session was first saved (kept across regeneration). */
   createdAt: Date | undefined;
-  /** The lifetime stored with the document, `maxAge` and `persistent`, as last read or written. */
-  storedLifetime: string | undefined;
+  /** The session's own lifetime as stored, last read or written; undefined while it is the store's default. */
+  ownLifetime: Lifetime | undefined;
   /** Whether the browser holds the current cookie: false from a write until its cookie reaches the target. */
   cookieDelivered: boolean;
   /** The request's cookie was sealed under an older key pair: the next save refreshes (a guarded write) and re-seals it. */
@@ -60,14 +71,12 @@ export interface SessionState {
   regenerating: boolean;
   /** The request carried a cookie of this name that leads nowhere: clear it unless a new cookie replaces it. */
   deadCookie: boolean;
+  /** The id the request's cookie named when it led to a just-replaced record: a sign-out ends its successor. */
+  replacedId: string | undefined;
   /** The outcome that ended the session (deleted, expired, superseded): terminal. */
   ended: SaveOutcome | undefined;
-  /** Pending flash messages, stored with the values but outside them. */
-  flashes: Flashes;
-  /** Flash keys read (and so removed) since the session was loaded or last written: what a merge removes. */
-  readFlashKeys: Set<string>;
-  /** The record's version as last read or written (compare-and-set). */
-  version: number;
+  /** Pending flash messages in the order they were added, stored with the values but outside them. */
+  flashes: PendingFlash[];
   /** A fresh Session `new` gave after this one was destroyed; `saveAll` saves it next. */
   successor: object | undefined;
   /** The destroyed Session this one follows: saved first, whoever saves this one. */
@@ -119,18 +128,21 @@ export class Session<V extends Storable<V> = SessionValues> {
 
   /** @internal */
   readonly [sessionState]: SessionState = {
-    storedValues: undefined,
+    storeId: '',
+    stored: undefined,
+    legacy: false,
+    owner: { user: undefined, provider: undefined },
+    epoch: 0,
     expiresAt: undefined,
     createdAt: undefined,
-    storedLifetime: undefined,
+    ownLifetime: undefined,
     cookieDelivered: false,
     olderKey: false,
     regenerating: false,
     deadCookie: false,
+    replacedId: undefined,
     ended: undefined,
-    flashes: {},
-    readFlashKeys: new Set(),
-    version: 0,
+    flashes: [],
     successor: undefined,
     predecessor: undefined,
   };
@@ -148,9 +160,7 @@ export class Session<V extends Storable<V> = SessionValues> {
    * The value must be storable like a value; `save` refuses it otherwise.
    */
   addFlash(value: unknown, key = '_flash'): void {
-    const flashes = this[sessionState].flashes;
-    const pending = Object.hasOwn(flashes, key) ? (flashes[key] ?? []) : [];
-    Object.defineProperty(flashes, key, { value: [...pending, value], enumerable: true, writable: true, configurable: true });
+    this[sessionState].flashes.push({ field: newFlashField(), key, value });
   }
 
   /**
@@ -159,11 +169,9 @@ export class Session<V extends Storable<V> = SessionValues> {
    */
   flashes<T = unknown>(key = '_flash'): T[] {
     const state = this[sessionState];
-    if (!Object.hasOwn(state.flashes, key)) return [];
-    const pending = state.flashes[key] ?? [];
-    delete state.flashes[key];
-    state.readFlashKeys.add(key);
-    return pending as T[];
+    const read = state.flashes.filter((flash) => flash.key === key);
+    if (read.length > 0) state.flashes = state.flashes.filter((flash) => flash.key !== key);
+    return read.map((flash) => flash.value as T);
   }
 
   /**

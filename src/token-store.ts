@@ -110,8 +110,7 @@ export class TokenStore {
   /** The token's data, or undefined when it is missing or expired (scs `Find`/`FindCtx`). */
   async find(token: string, options?: CallOptions): Promise<Uint8Array | undefined> {
     checkToken(token);
-    const found = await this.#tokens.find(token, options?.signal);
-    return found?.state === 'live' ? found.data : undefined;
+    return this.#tokens.findData(token, options?.signal);
   }
 
   /**

@@ -84,6 +84,65 @@ export function encodeValues(
   return text;
 }
 
+/** A session's values and pending flashes encoded one by one: see {@link encodeParts}. */
+export interface EncodedParts {
+  /** Each top-level key with the tagged JSON text of its value (undefined values left out). */
+  values: [string, string][];
+  /** Each flash as the tagged JSON text of `[key, value]`, in order. */
+  flashes: string[];
+  /** UTF-8 bytes of all the texts together. */
+  bytes: number;
+}
+
+/**
+ * Encodes each top-level value, and each flash, to its own text (the format
+ * of {@link encodeValues}), so that a save can store and write them one by
+ * one. The budget is for all of them together.
+ * @throws SessionValuesError as {@link encodeValues} does, and for a
+ * top-level key that is not well-formed Unicode (two such keys could not
+ * be told apart once stored).
+ */
+export function encodeParts(values: SessionValues, flashes: readonly (readonly [string, unknown])[], maxBytes = Number.POSITIVE_INFINITY): EncodedParts {
+  const walk: Walk = { ancestors: new Set(), budget: maxBytes, maxBytes };
+  const parts: EncodedParts = { values: [], flashes: [], bytes: 0 };
+  for (const [key, value] of Object.entries(values)) {
+    if (value === undefined) continue;
+    if (!key.isWellFormed()) throw new SessionValuesError(`session values: the key ${JSON.stringify(key)} is not well-formed Unicode`);
+    spend(walk, key.length + 3);
+    const text = JSON.stringify(toTagged(value, `.${key}`, walk));
+    parts.values.push([key, text]);
+    parts.bytes += utf8Length(text);
+  }
+  for (const [key, value] of flashes) {
+    spend(walk, key.length + 5);
+    const text = JSON.stringify([key, toTagged(value, ` (flash ${JSON.stringify(key)})`, walk)]);
+    parts.flashes.push(text);
+    parts.bytes += utf8Length(text);
+  }
+  if (parts.bytes > maxBytes) tooLarge(maxBytes, `${parts.bytes} bytes`);
+  return parts;
+}
+
+/**
+ * Decodes one value's text written by {@link encodeParts}.
+ * @throws SyntaxError when the text is not JSON.
+ */
+export function decodeValue(text: string): unknown {
+  return fromTagged(JSON.parse(text));
+}
+
+/**
+ * Decodes one flash's text written by {@link encodeParts}: its key and value.
+ * @throws SyntaxError when the text is not a `[key, value]` pair.
+ */
+export function decodeFlash(text: string): [string, unknown] {
+  const parsed: unknown = JSON.parse(text);
+  if (!Array.isArray(parsed) || parsed.length !== 2 || typeof parsed[0] !== 'string') {
+    throw new SyntaxError('a stored flash is not a [key, value] pair');
+  }
+  return [parsed[0], fromTagged(parsed[1])];
+}
+
 /**
  * Decodes the values in text written by {@link encodeValues} (flashes left out).
  * @throws SyntaxError when the text is not JSON or not an object.

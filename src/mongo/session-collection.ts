@@ -1,7 +1,12 @@
 /**
  * The MongoDB implementation of the persistence interface: a collection of
- * `{ _id, data, expiresAt, user?, provider?, createdAt, updatedAt, maxAge?,
- * persistent?, replaced? }`.
+ * `{ _id, values, flashes, epoch, expiresAt, user?, provider?, createdAt,
+ * updatedAt, maxAge?, persistent?, handle, userAgent?, device? }` for
+ * sessions (`values` and `flashes` hold one string per entry under the
+ * store's field names, see content.ts, so a save `$set`s and `$unset`s just
+ * its entries), `{ _id, data, expiresAt }` for tokens, and
+ * `{ _id, replaced, replacedBy, expiresAt }` for a regenerated session's
+ * old id.
  *
  * Reads fetch by `_id` alone (MongoDB's `_id` fast path, and the only filter
  * FerretDB pushes down) and check the expiry here, so an expired document is
@@ -13,29 +18,43 @@
  */
 import { Binary, BSON, type Collection, type Db, MongoServerError } from 'mongodb';
 import {
+  type ContentDelta,
   type DeviceRecord,
   errorMessage,
-  writeDone,
-  writeFailure,
   type FoundSession,
+  isContentField,
   type LiveChange,
   type LiveWrite,
+  maxChainLength,
   once,
   plainBytes,
   replacedRecordMs,
   runOperation,
   type SessionBackend,
+  type SessionContent,
   type SessionRecord,
   storageKey,
+  type WriteGuard,
+  writeDone,
+  writeFailure,
 } from '../backend.ts';
+import { applyDelta, sameContent } from '../content.ts';
 import { SessionOptionsError, SessionStoreError } from '../errors.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
 
 /** The stored document. */
 export interface SessionDocument {
   _id: string;
-  /** Absent on a replaced document. */
+  /** A token's data, or a session's values and flashes as stored by 0.2 and earlier. */
   data?: Binary;
+  /** A session's values: field (see content.ts) -> tagged JSON text. */
+  values?: Record<string, string>;
+  /** A session's pending flashes: field -> tagged JSON text of `[key, value]`. */
+  flashes?: Record<string, string>;
+  /** The owner tenure; absent on documents of 0.2 and earlier (tenure 0). */
+  epoch?: number;
+  /** On a replaced document: the `_id` of the session it was regenerated into. */
+  replacedBy?: string;
   expiresAt: Date;
   user?: string;
   provider?: string;
@@ -47,7 +66,7 @@ export interface SessionDocument {
   persistent?: boolean;
   /** Set when regeneration moved the session to a new id. */
   replaced?: true;
-  /** Moves on every data write (compare-and-set); absent on documents of 0.1.0 (version 0). */
+  /** Written by 0.2 (compare-and-set); no longer read, removed on regeneration. */
   version?: number;
   /** The session's public handle (devices page). */
   handle?: string;
@@ -60,10 +79,32 @@ export interface SessionDocument {
 /** Matches documents a write may change: live and not replaced. */
 const notReplaced = { replaced: { $exists: false } } as const;
 
-/** Matches a document at `version`; version 0 is a document written before versions existed. */
-function atVersion(version: number) {
-  return { version: version === 0 ? { $exists: false } : version };
+/** Matches a document within the guard: in owner tenure `epoch` (0: a document from before tenures) and at the expected lifetime. */
+function withinGuard({ epoch, expectedLifetime }: WriteGuard) {
+  const lifetime =
+    expectedLifetime === undefined
+      ? {}
+      : expectedLifetime.lifetime === undefined
+        ? { maxAge: { $exists: false } }
+        : { maxAge: expectedLifetime.lifetime.maxAge, persistent: expectedLifetime.lifetime.persistent };
+  return { epoch: epoch === 0 ? { $exists: false } : epoch, ...lifetime };
 }
+
+/** Every field of a session's state, for a regeneration to clear from the old document. */
+const sessionFields = {
+  data: '',
+  values: '',
+  flashes: '',
+  epoch: '',
+  user: '',
+  provider: '',
+  maxAge: '',
+  persistent: '',
+  version: '',
+  handle: '',
+  userAgent: '',
+  device: '',
+} as const;
 
 /** How the layer is set up; fixed for the life of a store. */
 export interface SessionCollectionOptions {
@@ -102,28 +143,41 @@ export class SessionCollection implements SessionBackend {
   }
 
   /**
-   * The live document for `id`, a replaced one, or undefined when missing or
-   * expired. One command, by `_id` alone; the expiry is checked here.
+   * The live session document for `id`, a replaced one, or undefined when
+   * missing or expired. One command, by `_id` alone; the expiry is checked here.
    */
   async find(id: string, signal?: AbortSignal): Promise<FoundSession> {
     const doc = await this.#run('find', signal, () =>
       this.#collection.findOne(
         { _id: this.#key(id) },
-        { projection: { data: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1, version: 1, handle: 1 } },
+        {
+          projection: { data: 1, values: 1, flashes: 1, epoch: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1, handle: 1 },
+        },
       ),
     );
     if (doc === null || !(doc.expiresAt.getTime() > Date.now())) return undefined;
-    if (doc.replaced === true || doc.data === undefined) return { state: 'replaced' };
+    if (doc.replaced === true) return { state: 'replaced' };
+    const content = doc.values !== undefined ? contentOf(doc) : doc.data !== undefined ? { legacy: bytesOf(doc.data) } : undefined;
+    if (content === undefined) return undefined;
     return {
       state: 'live',
-      data: bytesOf(doc.data),
+      content,
+      epoch: doc.epoch ?? 0,
       expiresAt: doc.expiresAt,
       createdAt: doc.createdAt,
       lifetime:
         typeof doc.maxAge === 'number' ? { maxAge: doc.maxAge, persistent: doc.persistent !== false } : undefined,
-      version: doc.version ?? 0,
       handle: doc.handle ?? '',
     };
+  }
+
+  /** A live token document's data. One command, by `_id` alone. */
+  async findData(id: string, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    const doc = await this.#run('find', signal, () =>
+      this.#collection.findOne({ _id: this.#key(id) }, { projection: { data: 1, expiresAt: 1, replaced: 1 } }),
+    );
+    if (doc === null || !(doc.expiresAt.getTime() > Date.now()) || doc.replaced === true || doc.data === undefined) return undefined;
+    return bytesOf(doc.data);
   }
 
   /** Every live document as `[_id, data]`. One command plus cursor batches. */
@@ -140,11 +194,12 @@ export class SessionCollection implements SessionBackend {
   async insert(id: string, record: SessionRecord, signal?: AbortSignal): Promise<void> {
     const doc: SessionDocument = {
       _id: this.#key(id),
-      data: new Binary(record.data),
+      values: fieldsOf(record.content.values),
+      flashes: fieldsOf(record.content.flashes),
+      epoch: record.epoch,
       expiresAt: record.expiresAt,
       createdAt: record.createdAt,
       updatedAt: new Date(),
-      version: 1,
       handle: record.device.handle,
     };
     if (record.lifetime !== undefined) {
@@ -160,65 +215,71 @@ export class SessionCollection implements SessionBackend {
 
   /**
    * Regeneration: inserts `newId`, turns `oldId` into a replaced document
-   * only while it is live and not replaced, and when that matched nothing
-   * deletes `newId` again. Whatever a concurrent forced logout, delete or
-   * regeneration does between the commands, no document that was dead (or
-   * already replaced) when this ran stays live under the new id. Two
+   * naming it only while it is live, not replaced and within the guard, and
+   * when that matched nothing deletes `newId` again. Whatever a concurrent
+   * forced logout, delete or regeneration does between the commands, no
+   * document that was dead (or replaced, or taken over) when this ran stays
+   * live under the new id. With `carry`, when the old document held more
+   * than this request saw (parallel writes of the same tenure), a third
+   * command gives the new one the old content with `carry` applied. Two
    * commands when it succeeds; two more (delete, read) when it does not.
    */
   async replace(
     oldId: string,
     newId: string,
     record: SessionRecord,
-    expectedVersion: number,
+    guard: WriteGuard,
+    carry: ContentDelta | undefined,
     signal?: AbortSignal,
   ): Promise<LiveWrite> {
     await this.insert(newId, record, signal);
     const now = new Date();
-    let matched: number;
+    let before: SessionDocument | null;
     try {
-      matched = (
-        await this.#run('replace', signal, () =>
-          this.#collection.updateOne(
-            { _id: this.#key(oldId), expiresAt: { $gt: now }, ...notReplaced, ...atVersion(expectedVersion) },
-            {
-              $set: { replaced: true, expiresAt: new Date(now.getTime() + replacedRecordMs), updatedAt: now },
-              $unset: {
-                data: '',
-                user: '',
-                provider: '',
-                maxAge: '',
-                persistent: '',
-                version: '',
-                handle: '',
-                userAgent: '',
-                device: '',
-              },
-            },
-          ),
-        )
-      ).matchedCount;
+      before = await this.#run('replace', signal, () =>
+        this.#collection.findOneAndUpdate(
+          { _id: this.#key(oldId), expiresAt: { $gt: now }, ...notReplaced, ...withinGuard(guard) },
+          {
+            $set: { replaced: true, replacedBy: this.#key(newId), expiresAt: new Date(now.getTime() + replacedRecordMs), updatedAt: now },
+            $unset: sessionFields,
+          },
+          // No projection: FerretDB 1.24's findAndModify refuses one (test/server.test.ts).
+          { returnDocument: 'before' },
+        ),
+      );
     } catch (error) {
       // Best effort, not awaited (the caller's time bound holds): the caller
       // keeps the old id and retries under another new one.
       this.delete(newId).catch(() => {});
       throw error;
     }
-    if (matched === 1) return writeDone;
-    await this.delete(newId, signal);
-    return this.#whyNotLive(oldId, signal);
+    if (before === null) {
+      await this.delete(newId, signal);
+      return this.#whyNotLive(oldId, guard, signal);
+    }
+    if (carry === undefined || before.values === undefined) return writeDone;
+    const carried = applyDelta(contentOf(before), carry);
+    if (sameContent(carried, record.content)) return writeDone;
+    const result = await this.#run('update', signal, () =>
+      this.#collection.updateOne(
+        { _id: this.#key(newId), expiresAt: { $gt: new Date() }, ...notReplaced },
+        { $set: { values: fieldsOf(carried.values), flashes: fieldsOf(carried.flashes) } },
+      ),
+    );
+    return result.matchedCount === 1 ? writeDone : { outcome: 'gone' };
   }
 
   /**
-   * Updates a document only while it is live and not replaced; never
-   * creates or revives one. Fields left undefined keep their value. One
-   * command; a second (a read) when nothing matched, to say why.
+   * Updates a session document only while it is live, not replaced and
+   * within the guard; never creates or revives one. A merge delta `$set`s
+   * and `$unset`s exactly its entries. Fields left undefined keep their
+   * value. One command; a second (a read) when nothing matched, to say why.
    */
   async updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite> {
     const now = new Date();
-    const set: Partial<SessionDocument> = { updatedAt: now };
+    const set: Record<string, unknown> = { updatedAt: now };
     const unset: Record<string, ''> = {};
-    if (change.data !== undefined) set.data = new Binary(change.data);
+    if (change.content !== undefined) writeContent(change.content, set, unset);
     if (change.expiresAt !== undefined) set.expiresAt = change.expiresAt;
     if (change.lifetime === null) {
       unset.maxAge = '';
@@ -227,9 +288,9 @@ export class SessionCollection implements SessionBackend {
       set.maxAge = change.lifetime.maxAge;
       set.persistent = change.lifetime.persistent;
     }
-    if (change.expectedVersion !== undefined) set.version = change.expectedVersion + 1;
     if (change.handle !== undefined) set.handle = change.handle;
     if (change.owner !== undefined) {
+      set.epoch = change.epoch + 1;
       for (const field of ['user', 'provider'] as const) {
         const value = change.owner[field];
         if (value === undefined) unset[field] = '';
@@ -238,16 +299,11 @@ export class SessionCollection implements SessionBackend {
     }
     const result = await this.#run('update', signal, () =>
       this.#collection.updateOne(
-        {
-          _id: this.#key(id),
-          expiresAt: { $gt: now },
-          ...notReplaced,
-          ...(change.expectedVersion === undefined ? {} : atVersion(change.expectedVersion)),
-        },
+        { _id: this.#key(id), expiresAt: { $gt: now }, ...notReplaced, ...withinGuard(change) },
         Object.keys(unset).length > 0 ? { $set: set, $unset: unset } : { $set: set },
       ),
     );
-    return result.matchedCount === 1 ? writeDone : this.#whyNotLive(id, signal);
+    return result.matchedCount === 1 ? writeDone : this.#whyNotLive(id, change, signal);
   }
 
   /**
@@ -274,6 +330,21 @@ export class SessionCollection implements SessionBackend {
   }
 
   /**
+   * Deletes the session document and the chain of documents it was
+   * regenerated into. One command per document (`findOneAndDelete`).
+   */
+  async deleteChain(id: string, signal?: AbortSignal): Promise<void> {
+    let key: string | undefined = this.#key(id);
+    for (let hop = 0; key !== undefined && hop <= maxChainLength; hop++) {
+      const current: string = key;
+      const doc = await this.#run('delete', signal, () =>
+        this.#collection.findOneAndDelete({ _id: current }),
+      );
+      key = typeof doc?.replacedBy === 'string' ? doc.replacedBy : undefined;
+    }
+  }
+
+  /**
    * Deletes every live document of an owner (expired ones are left to
    * cleanup, so the count is of sessions actually signed out). One command.
    * @returns how many.
@@ -285,13 +356,13 @@ export class SessionCollection implements SessionBackend {
     return result.deletedCount;
   }
 
-  /** The owner's live sessions, newest first, without ids or data. One command, served by the owner index. */
-  async listOwnedBy(user: string, provider: string): Promise<DeviceRecord[]> {
+  /** At most `limit` of the owner's live sessions, newest first, without ids or data. One command, served by the owner index. */
+  async listOwnedBy(user: string, provider: string, limit: number): Promise<DeviceRecord[]> {
     const docs = await this.#run('listOwnedBy', undefined, () =>
       this.#collection
         .find(
           { user, provider, expiresAt: { $gt: new Date() }, ...notReplaced },
-          { projection: { _id: 0, handle: 1, createdAt: 1, updatedAt: 1, expiresAt: 1, userAgent: 1, device: 1 }, sort: { createdAt: -1 } },
+          { projection: { _id: 0, handle: 1, createdAt: 1, updatedAt: 1, expiresAt: 1, userAgent: 1, device: 1 }, sort: { createdAt: -1 }, limit },
         )
         .toArray(),
     );
@@ -363,9 +434,9 @@ export class SessionCollection implements SessionBackend {
     return storageKey(id, this.#options.hashIds);
   }
 
-  /** After a guarded write matched nothing: another version, replaced, or gone? */
-  async #whyNotLive(id: string, signal: AbortSignal | undefined): Promise<LiveWrite> {
-    return writeFailure(await this.find(id, signal));
+  /** After a guarded write matched nothing: another tenure or lifetime, replaced, or gone? */
+  async #whyNotLive(id: string, guard: WriteGuard, signal: AbortSignal | undefined): Promise<LiveWrite> {
+    return writeFailure(await this.find(id, signal), guard);
   }
 
   async #createIndexes(): Promise<void> {
@@ -416,6 +487,45 @@ function checkCollectionName(name: unknown): void {
     throw new SessionOptionsError(
       `collection must be a MongoDB collection name (1 to 120 characters, no '$' or NUL, not system.*), not ${JSON.stringify(name)}`,
     );
+  }
+}
+
+/** A document's content, keeping only string entries under the store's field names. */
+function contentOf(doc: Pick<SessionDocument, 'values' | 'flashes'>): SessionContent {
+  return { values: entriesOf(doc.values), flashes: entriesOf(doc.flashes) };
+}
+
+function entriesOf(fields: Record<string, unknown> | undefined): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const [field, text] of Object.entries(fields ?? {})) {
+    if (isContentField(field) && typeof text === 'string') entries.set(field, text);
+  }
+  return entries;
+}
+
+/** Entries as a subdocument; the field names are the store's (checked, so none is a path or an operator). */
+function fieldsOf(entries: ReadonlyMap<string, string>): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const [field, text] of entries) fields[checkedField(field)] = text;
+  return fields;
+}
+
+function checkedField(field: string): string {
+  if (!isContentField(field)) throw new SessionStoreError(`not a content field: ${JSON.stringify(field)}`, { cause: undefined });
+  return field;
+}
+
+/** Adds a content delta to an update's `$set` and `$unset`. */
+function writeContent(delta: ContentDelta, set: Record<string, unknown>, unset: Record<string, ''>): void {
+  if (delta.mode === 'replace') {
+    set.values = fieldsOf(delta.values.set);
+    set.flashes = fieldsOf(delta.flashes.set);
+    unset.data = '';
+    return;
+  }
+  for (const [path, change] of [['values', delta.values], ['flashes', delta.flashes]] as const) {
+    for (const [field, text] of change.set) set[`${path}.${checkedField(field)}`] = text;
+    for (const field of change.unset) unset[`${path}.${checkedField(field)}`] = '';
   }
 }
 

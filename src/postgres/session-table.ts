@@ -5,8 +5,15 @@
  *   token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL,
  *   "user" TEXT, provider TEXT, created_at, updated_at,
  *   max_age INTEGER, persistent BOOLEAN, replaced BOOLEAN NOT NULL DEFAULT false,
- *   version INTEGER NOT NULL DEFAULT 0, handle TEXT, user_agent TEXT, device TEXT
+ *   handle TEXT, user_agent TEXT, device TEXT,
+ *   entries JSONB, flashes JSONB, epoch INTEGER NOT NULL DEFAULT 0, replaced_by TEXT
  *   indexes: (expiry), ("user", provider)
+ *
+ * A token's bytes are `data`; a session's values and flashes are `entries`
+ * and `flashes`, one jsonb string per entry under the store's field names
+ * (see content.ts), so a save changes just its entries:
+ * `entries = (entries - $unset) || $set`. Rows of 0.2 and earlier hold a
+ * session in `data` (entries NULL); their next write converts them.
  *
  * Every read filters `expiry > now()`; updates of live sessions carry the
  * same filter and skip replaced rows (a regenerated session's old token,
@@ -17,17 +24,22 @@
  */
 import type { Pool } from 'pg';
 import {
+  type ContentDelta,
   type DeviceRecord,
   type FoundSession,
+  isContentField,
   type LiveChange,
   type LiveWrite,
+  maxChainLength,
   once,
   plainBytes,
   replacedRecordMs,
   runOperation,
   type SessionBackend,
+  type SessionContent,
   type SessionRecord,
   storageKey,
+  type WriteGuard,
   writeDone,
   writeFailure,
 } from '../backend.ts';
@@ -68,17 +80,20 @@ export class SessionTable implements SessionBackend {
   async find(id: string, signal?: AbortSignal): Promise<FoundSession> {
     const result = await this.#query<{
       data: Buffer;
+      entries: Record<string, unknown> | null;
+      flashes: Record<string, unknown> | null;
+      epoch: number;
       expiry: Date;
       created_at: Date;
       max_age: number | null;
       persistent: boolean | null;
       replaced: boolean;
-      version: number;
       handle: string | null;
     }>(
       'find',
       signal,
-      `SELECT data, expiry, created_at, max_age, persistent, replaced, version, handle FROM ${this.#table} WHERE token = $1 AND expiry > now()`,
+      `SELECT data, entries, flashes, epoch, expiry, created_at, max_age, persistent, replaced, handle FROM ${this.#table}
+       WHERE token = $1 AND expiry > now()`,
       [this.#key(id)],
     );
     const row = result.rows[0];
@@ -86,13 +101,24 @@ export class SessionTable implements SessionBackend {
     if (row.replaced) return { state: 'replaced' };
     return {
       state: 'live',
-      data: plainBytes(row.data),
+      content: row.entries === null ? { legacy: plainBytes(row.data) } : { values: entriesOf(row.entries), flashes: entriesOf(row.flashes) },
+      epoch: row.epoch,
       expiresAt: row.expiry,
       createdAt: row.created_at,
       lifetime: row.max_age === null ? undefined : { maxAge: row.max_age, persistent: row.persistent !== false },
-      version: row.version,
       handle: row.handle ?? '',
     };
+  }
+
+  async findData(id: string, signal?: AbortSignal): Promise<Uint8Array | undefined> {
+    const result = await this.#query<{ data: Buffer }>(
+      'find',
+      signal,
+      `SELECT data FROM ${this.#table} WHERE token = $1 AND expiry > now() AND NOT replaced`,
+      [this.#key(id)],
+    );
+    const row = result.rows[0];
+    return row === undefined ? undefined : plainBytes(row.data);
   }
 
   async findAll(signal?: AbortSignal): Promise<Map<string, Uint8Array>> {
@@ -109,72 +135,82 @@ export class SessionTable implements SessionBackend {
     await this.#query(
       'insert',
       signal,
-      `INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, version)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1)`,
-      [this.#key(id), ...this.#recordValues(record)],
+      `INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, epoch, entries, flashes)
+       VALUES ($1, '\\x', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb)`,
+      [this.#key(id), ...this.#recordValues(record), jsonOf(record.content.values), jsonOf(record.content.flashes)],
     );
   }
 
   /**
-   * One statement when it succeeds: the old row becomes a replaced row only
-   * while live, and the new row is inserted only from what that update
-   * returned, atomically. A second (a read) when it did not, to say why.
+   * One statement when it succeeds: the old row is locked and read within
+   * the guard, becomes a replaced row naming the new one, and the new row is
+   * inserted from what that returned (with `carry`, the old content with
+   * the delta applied), atomically. A second (a read) when it did not, to say why.
    */
   async replace(
     oldId: string,
     newId: string,
     record: SessionRecord,
-    expectedVersion: number,
+    guard: WriteGuard,
+    carry: ContentDelta | undefined,
     signal?: AbortSignal,
   ): Promise<LiveWrite> {
+    const values: unknown[] = [this.#key(newId), ...this.#recordValues(record)];
+    const bind = (value: unknown) => `$${values.push(value)}`;
+    const entries = carry === undefined ? `${bind(jsonOf(record.content.values))}::jsonb` : mergedSql('prior.entries', carry.values, bind);
+    const flashes = carry === undefined ? `${bind(jsonOf(record.content.flashes))}::jsonb` : mergedSql('prior.flashes', carry.flashes, bind);
     const result = await this.#query(
       'replace',
       signal,
-      `WITH old AS (
-         UPDATE ${this.#table}
-         SET replaced = true, data = '\\x', "user" = NULL, provider = NULL, max_age = NULL, persistent = NULL,
-             handle = NULL, user_agent = NULL, device = NULL,
-             expiry = now() + $12::integer * interval '1 millisecond', updated_at = now()
-         WHERE token = $13 AND expiry > now() AND NOT replaced AND version = $14
-         RETURNING token)
-       INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, version)
-       SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1 FROM old`,
-      [this.#key(newId), ...this.#recordValues(record), replacedRecordMs, this.#key(oldId), expectedVersion],
+      `WITH prior AS (
+         SELECT token, entries, flashes FROM ${this.#table}
+         WHERE token = ${bind(this.#key(oldId))} AND expiry > now() AND NOT replaced AND ${guardSql(guard, bind)}
+         FOR UPDATE),
+       old AS (
+         UPDATE ${this.#table} AS row
+         SET replaced = true, replaced_by = $1, data = '\\x', entries = NULL, flashes = NULL, "user" = NULL, provider = NULL,
+             max_age = NULL, persistent = NULL, handle = NULL, user_agent = NULL, device = NULL,
+             expiry = now() + ${bind(replacedRecordMs)}::integer * interval '1 millisecond', updated_at = now()
+         FROM prior WHERE row.token = prior.token
+         RETURNING prior.entries, prior.flashes)
+       INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, epoch, entries, flashes)
+       SELECT $1, '\\x', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ${entries}, ${flashes} FROM old AS prior`,
+      values,
     );
-    return result.rowCount === 1 ? writeDone : this.#whyNotLive(oldId, signal);
+    return result.rowCount === 1 ? writeDone : this.#whyNotLive(oldId, guard, signal);
   }
 
   async updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite> {
     const values: unknown[] = [this.#key(id)];
+    const bind = (value: unknown) => `$${values.push(value)}`;
     const set = ['updated_at = now()'];
-    const bind = (column: string, value: unknown) => {
-      values.push(value);
-      set.push(`${column} = $${values.length}`);
-    };
-    if (change.data !== undefined) bind('data', buffer(change.data));
-    if (change.expiresAt !== undefined) bind('expiry', change.expiresAt);
+    if (change.content !== undefined) {
+      const { content } = change;
+      if (content.mode === 'replace') {
+        set.push(
+          `entries = ${bind(jsonOf(content.values.set))}::jsonb`,
+          `flashes = ${bind(jsonOf(content.flashes.set))}::jsonb`,
+          `data = '\\x'`,
+        );
+      } else {
+        set.push(`entries = ${mergedSql('entries', content.values, bind)}`, `flashes = ${mergedSql('flashes', content.flashes, bind)}`);
+      }
+    }
+    if (change.expiresAt !== undefined) set.push(`expiry = ${bind(change.expiresAt)}`);
     if (change.lifetime !== undefined) {
-      bind('max_age', change.lifetime?.maxAge ?? null);
-      bind('persistent', change.lifetime?.persistent ?? null);
+      set.push(`max_age = ${bind(change.lifetime?.maxAge ?? null)}`, `persistent = ${bind(change.lifetime?.persistent ?? null)}`);
     }
     if (change.owner !== undefined) {
-      bind('"user"', change.owner.user ?? null);
-      bind('provider', change.owner.provider ?? null);
+      set.push(`"user" = ${bind(change.owner.user ?? null)}`, `provider = ${bind(change.owner.provider ?? null)}`, 'epoch = epoch + 1');
     }
-    if (change.handle !== undefined) bind('handle', change.handle);
-    let guard = '';
-    if (change.expectedVersion !== undefined) {
-      set.push('version = version + 1');
-      values.push(change.expectedVersion);
-      guard = ` AND version = $${values.length}`;
-    }
+    if (change.handle !== undefined) set.push(`handle = ${bind(change.handle)}`);
     const result = await this.#query(
       'update',
       signal,
-      `UPDATE ${this.#table} SET ${set.join(', ')} WHERE token = $1 AND expiry > now() AND NOT replaced${guard}`,
+      `UPDATE ${this.#table} SET ${set.join(', ')} WHERE token = $1 AND expiry > now() AND NOT replaced AND ${guardSql(change, bind)}`,
       values,
     );
-    return result.rowCount === 1 ? writeDone : this.#whyNotLive(id, signal);
+    return result.rowCount === 1 ? writeDone : this.#whyNotLive(id, change, signal);
   }
 
   async upsert(id: string, data: Uint8Array, expiresAt: Date, signal?: AbortSignal): Promise<void> {
@@ -192,6 +228,20 @@ export class SessionTable implements SessionBackend {
     await this.#query('delete', signal, `DELETE FROM ${this.#table} WHERE token = $1`, [this.#key(id)]);
   }
 
+  /** Deletes the session row and the chain of rows it was regenerated into: one statement per row. */
+  async deleteChain(id: string, signal?: AbortSignal): Promise<void> {
+    let key: string | null | undefined = this.#key(id);
+    for (let hop = 0; typeof key === 'string' && hop <= maxChainLength; hop++) {
+      const result: { rows: { replaced_by: string | null }[] } = await this.#query<{ replaced_by: string | null }>(
+        'delete',
+        signal,
+        `DELETE FROM ${this.#table} WHERE token = $1 RETURNING replaced_by`,
+        [key],
+      );
+      key = result.rows[0]?.replaced_by;
+    }
+  }
+
   async deleteOwnedBy(user: string, provider: string): Promise<number> {
     const result = await this.#query(
       'deleteOwnedBy',
@@ -202,7 +252,7 @@ export class SessionTable implements SessionBackend {
     return result.rowCount ?? 0;
   }
 
-  async listOwnedBy(user: string, provider: string): Promise<DeviceRecord[]> {
+  async listOwnedBy(user: string, provider: string, limit: number): Promise<DeviceRecord[]> {
     const result = await this.#query<{
       handle: string | null;
       created_at: Date;
@@ -214,8 +264,8 @@ export class SessionTable implements SessionBackend {
       'listOwnedBy',
       undefined,
       `SELECT handle, created_at, updated_at, expiry, user_agent, device FROM ${this.#table}
-       WHERE "user" = $1 AND provider = $2 AND expiry > now() AND NOT replaced ORDER BY created_at DESC`,
-      [user, provider],
+       WHERE "user" = $1 AND provider = $2 AND expiry > now() AND NOT replaced ORDER BY created_at DESC LIMIT $3`,
+      [user, provider, limit],
     );
     return result.rows.map((row) => ({
       handle: row.handle ?? '',
@@ -287,10 +337,9 @@ export class SessionTable implements SessionBackend {
     return storageKey(id, this.#options.hashIds);
   }
 
-  /** The bound values $2..$11 of a row: data, expiry, owner, created_at, lifetime, device. */
+  /** The bound values $2..$11 of a row: expiry, owner, created_at, lifetime, device, epoch. */
   #recordValues(record: SessionRecord): unknown[] {
     return [
-      buffer(record.data),
       record.expiresAt,
       record.owner.user ?? null,
       record.owner.provider ?? null,
@@ -300,12 +349,13 @@ export class SessionTable implements SessionBackend {
       record.device.handle,
       record.device.userAgent ?? null,
       record.device.details ?? null,
+      record.epoch,
     ];
   }
 
-  /** After a guarded write matched nothing: another version, replaced, or gone? */
-  async #whyNotLive(id: string, signal: AbortSignal | undefined): Promise<LiveWrite> {
-    return writeFailure(await this.find(id, signal));
+  /** After a guarded write matched nothing: another tenure or lifetime, replaced, or gone? */
+  async #whyNotLive(id: string, guard: WriteGuard, signal: AbortSignal | undefined): Promise<LiveWrite> {
+    return writeFailure(await this.find(id, signal), guard);
   }
 
   #query<Row extends object = object>(operation: string, signal: AbortSignal | undefined, text: string, values: unknown[]) {
@@ -375,11 +425,53 @@ const addedColumns: readonly [string, string][] = [
   ['max_age', 'INTEGER'],
   ['persistent', 'BOOLEAN'],
   ['replaced', 'BOOLEAN NOT NULL DEFAULT false'],
-  ['version', 'INTEGER NOT NULL DEFAULT 0'],
   ['handle', 'TEXT'],
   ['user_agent', 'TEXT'],
   ['device', 'TEXT'],
+  ['entries', 'JSONB'],
+  ['flashes', 'JSONB'],
+  ['epoch', 'INTEGER NOT NULL DEFAULT 0'],
+  ['replaced_by', 'TEXT'],
 ];
+
+/** The guard of a write as SQL: the owner tenure, and the session's own lifetime when expected. */
+function guardSql({ epoch, expectedLifetime }: WriteGuard, bind: (value: unknown) => string): string {
+  const tenure = `epoch = ${bind(epoch)}`;
+  if (expectedLifetime === undefined) return tenure;
+  const { lifetime } = expectedLifetime;
+  if (lifetime === undefined) return `${tenure} AND max_age IS NULL`;
+  return `${tenure} AND max_age = ${bind(lifetime.maxAge)} AND COALESCE(persistent, true) = ${bind(lifetime.persistent)}`;
+}
+
+/** A merge delta of one jsonb column as SQL: the entries it unsets removed, the ones it sets added. */
+function mergedSql(column: string, change: ContentDelta['values'], bind: (value: unknown) => string): string {
+  for (const field of change.unset) checkField(field);
+  return `(COALESCE(${column}, '{}'::jsonb) - ${bind(change.unset)}::text[]) || ${bind(jsonOf(change.set))}::jsonb`;
+}
+
+/** Entries as the JSON text of a jsonb object (the field names checked to be the store's). */
+function jsonOf(entries: ReadonlyMap<string, string>): string {
+  const fields: Record<string, string> = {};
+  for (const [field, text] of entries) fields[checkField(field)] = text;
+  return JSON.stringify(fields);
+}
+
+function checkField(field: string): string {
+  if (!isContentField(field)) throw new TypeError(`not a content field: ${JSON.stringify(field)}`);
+  return field;
+}
+
+/** A jsonb object's string entries under the store's field names. */
+function entriesOf(fields: Record<string, unknown> | null): Map<string, string> {
+  const entries = new Map<string, string>();
+  for (const [field, text] of Object.entries(fields ?? {})) {
+    if (isContentField(field) && typeof text === 'string') entries.set(field, text);
+  }
+  return entries;
+}
+
+/** Keeps SessionContent in this module's vocabulary. */
+export type { SessionContent };
 
 function buffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { BSON, type Collection, type Db, ObjectId } from 'mongodb';
+import { Binary, BSON, type Collection, type Db, ObjectId } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoDBStore, MongoStore, SessionOptionsError, SessionStoreError } from '../../src/index.ts';
 import { chunksOfBytes, maxDeleteIdsBytes, SessionCollection } from '../../src/mongo/session-collection.ts';
@@ -63,26 +63,58 @@ describe('the MongoDB backend', () => {
     }
   });
 
-  it('stores values as one binary field: no value key becomes a field name', async () => {
+  it('stores each value under a field of its own making: no value key becomes a field name or an operator', async () => {
     const collection = uniqueCollection();
     const store = new MongoStore(t.db, { keyPairs, collection });
     const req = requestWith();
     const session = await store.get(req, 'sid');
-    session.values = JSON.parse('{"$set":{"admin":true},"admin":true,"a.b":1,"__proto__":{"admin":true}}') as Record<string, unknown>;
+    const hostile = JSON.parse('{"$set":{"admin":true},"admin":true,"a.b":1,"__proto__":{"admin":true},"":2,"$where":"1"}') as Record<string, unknown>;
+    session.values = hostile;
+    session.addFlash({ $gt: '' }, 'a.$b');
     const headers = new Headers();
     await store.save(req, headers, session);
     expect(onlyCookie(headers).value).toMatch(/^Fe26/);
     const docs = t.db.collection(collection);
     expect(await docs.countDocuments({ admin: true })).toBe(0);
-    expect(Object.keys((await docs.findOne({})) ?? {}).sort()).toEqual([
-      '_id',
-      'createdAt',
-      'data',
-      'expiresAt',
-      'handle',
-      'updatedAt',
-      'version',
-    ]);
+    const doc = (await docs.findOne({})) ?? {};
+    expect(Object.keys(doc).sort()).toEqual(['_id', 'createdAt', 'epoch', 'expiresAt', 'flashes', 'handle', 'updatedAt', 'values']);
+    const fields = Object.keys(doc.values as object);
+    expect(fields).toHaveLength(Object.keys(hostile).length);
+    for (const field of [...fields, ...Object.keys(doc.flashes as object)]) expect(field).toMatch(/^[kf][A-Za-z0-9_-]*$/);
+    // A later delta $sets and $unsets those fields only, and reads back exactly.
+    const again = await store.get(requestWith({ sid: onlyCookie(headers).value }), 'sid');
+    expect(again.values).toEqual(hostile);
+    expect(again.flashes('a.$b')).toEqual([{ $gt: '' }]);
+  });
+});
+
+describe('documents of 0.2 and earlier', () => {
+  it('load from their one data field and are converted whole by their next write', async () => {
+    const collection = uniqueCollection();
+    const store = new MongoStore<{ visits: number }>(t.db, { keyPairs, collection });
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values.visits = 1;
+    const headers = new Headers();
+    await store.save(req, headers, session);
+    const docs = t.db.collection<{ _id: string }>(collection);
+    const legacyText = '{"visits":1,"$flashes":{"_flash":["welcome back"]}}';
+    await docs.updateOne(
+      { _id: session.id },
+      { $set: { data: new Binary(Buffer.from(legacyText)), version: 3 }, $unset: { values: '', flashes: '', epoch: '', handle: '' } },
+    );
+    const cookie = onlyCookie(headers).value;
+    const loaded = await store.get(requestWith({ sid: cookie }), 'sid');
+    expect(loaded).toMatchObject({ isNew: false, values: { visits: 1 }, handle: '' });
+    expect(loaded.flashes()).toEqual(['welcome back']);
+    loaded.values.visits = 2;
+    expect(await store.save(requestWith({ sid: cookie }), new Headers(), loaded)).toBe('updated');
+    const doc = await docs.findOne({ _id: session.id });
+    expect(doc).not.toHaveProperty('data');
+    expect(doc).toHaveProperty('values');
+    const next = await store.get(requestWith({ sid: cookie }), 'sid');
+    expect(next.values).toEqual({ visits: 2 });
+    expect(next.flashes()).toEqual([]);
   });
 });
 

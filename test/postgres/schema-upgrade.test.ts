@@ -13,7 +13,7 @@ beforeAll(async () => {
 });
 afterAll(() => db.close());
 
-it('adds the lifetime, tombstone, version and device columns to a 0.1.0 table; old rows load with the store defaults', async () => {
+it('adds the lifetime, tombstone, device and entry columns to a 0.1.0 table; old rows load with the store defaults and convert on their next write', async () => {
   // The 0.1.0 schema, with one session in it.
   await db.pool.query(`CREATE TABLE sessions (
     token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL,
@@ -27,25 +27,35 @@ it('adds the lifetime, tombstone, version and device columns to a 0.1.0 table; o
     [db.name],
   );
   expect(columns.rows.map((row) => row.column_name)).toEqual([
-    'token', 'data', 'expiry', 'user', 'provider', 'created_at', 'updated_at', 'max_age', 'persistent', 'replaced', 'version', 'handle', 'user_agent', 'device',
+    'token', 'data', 'expiry', 'user', 'provider', 'created_at', 'updated_at', 'max_age', 'persistent', 'replaced', 'handle', 'user_agent', 'device',
+    'entries', 'flashes', 'epoch', 'replaced_by',
   ]);
 
-  // A row as 0.1.0 wrote it: no lifetime columns.
+  // A row as 0.1.0 and 0.2 wrote it: values and flashes in one text, no lifetime, no handle, no tenure.
   const req = requestWith();
   const session = await store.get(req, 'sid');
   session.values.visits = 1;
   const headers = new Headers();
   await store.save(req, headers, session);
-  await db.pool.query('UPDATE sessions SET max_age = NULL, persistent = NULL, handle = NULL, version = 0');
+  await db.pool.query(
+    `UPDATE sessions SET max_age = NULL, persistent = NULL, handle = NULL, epoch = 0, entries = NULL, flashes = NULL,
+       data = convert_to('{"visits":1,"$flashes":{"_flash":["welcome back"]}}', 'UTF8')`,
+  );
   const cookie = onlyCookie(headers).value;
   const loaded = await store.get(requestWith({ sid: cookie }), 'sid');
   expect(loaded).toMatchObject({ isNew: false, values: { visits: 1 }, handle: '' });
   expect(loaded.options).toMatchObject({ maxAge: 7200, persistent: true });
-  // Its next write gives it a handle, and compare-and-set works from version 0.
+  // Its next write converts it whole and gives it a handle; a parallel delta then works on it.
   loaded.values.visits = 2;
+  expect(loaded.flashes()).toEqual(['welcome back']);
   expect(await store.save(requestWith({ sid: cookie }), new Headers(), loaded)).toBe('updated');
   expect(loaded.handle).toMatch(/^[A-Za-z0-9_-]{22}$/);
-  expect((await store.get(requestWith({ sid: cookie }), 'sid')).values).toEqual({ visits: 2 });
+  const row = await db.pool.query<{ data: Buffer; entries: object | null }>('SELECT data, entries FROM sessions');
+  expect(row.rows[0]?.data.length).toBe(0);
+  expect(row.rows[0]?.entries).not.toBeNull();
+  const next = await store.get(requestWith({ sid: cookie }), 'sid');
+  expect(next.values).toEqual({ visits: 2 });
+  expect(next.flashes()).toEqual([]);
   await expect(store.init()).resolves.toBeUndefined(); // idempotent
 });
 

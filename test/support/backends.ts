@@ -77,6 +77,7 @@ export function mongoBackend(): Backend {
     aggregate: 'read',
     insert: 'insert',
     update: 'update',
+    findAndModify: 'update',
     delete: 'delete',
     createIndexes: 'schema',
   };
