@@ -37,7 +37,7 @@ export interface SessionContent {
   flashes: ReadonlyMap<string, string>;
 }
 
-/** Content stored by 0.2 and earlier: values and flashes in one tagged JSON text. Read, converted on the next write. */
+/** Content stored by earlier versions: values and flashes in one tagged JSON text. Read, converted on the next write. */
 export interface LegacyContent {
   readonly legacy: Uint8Array;
 }

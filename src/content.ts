@@ -25,7 +25,7 @@ export interface DecodedContent {
   values: SessionValues;
   flashes: PendingFlash[];
   content: SessionContent;
-  /** Read from a record of 0.2 or earlier: the next write converts it whole. */
+  /** Read from a record of an earlier version: the next write converts it whole. */
   legacy: boolean;
 }
 

@@ -15,7 +15,7 @@ export function instrumentBackend(backend: SessionBackend, telemetry: Telemetry)
     database: backend.database,
     ensureSchema: () => observe('ensureSchema', () => backend.ensureSchema()),
     find: (id, signal) => observe('find', () => backend.find(id, signal)),
-    findData: (id, signal) => observe('findData', () => backend.findData(id, signal)),
+    findData: (id, signal) => observe('find', () => backend.findData(id, signal)),
     findAll: (signal) => observe('findAll', () => backend.findAll(signal)),
     insert: (id, record, signal) => observe('insert', () => backend.insert(id, record, signal)),
     replace: (oldId, newId, record, guard, carry, signal) =>

@@ -4,126 +4,31 @@
  * MongoStore (MongoDB) and PostgresSessionStore (PostgreSQL) are this class
  * over their backends.
  */
-import { parse as parseCookies } from 'cookie';
-import { defaultTimeoutMs, type SessionBackend, withTimeout } from './backend.ts';
-import { checkBatchSize, checkErrorHandler, checkMillisecondsOrZero, defaultCleanupBatchSize, expiredCleanup, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
+import { type SessionBackend, withTimeout } from './backend.ts';
+import { expiredCleanup, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
 import { CookieCodec } from './codec.ts';
-import { decodeContent } from './content.ts';
 import type { CookieTarget } from './cookies.ts';
-import { type DeviceDetailsInput, type DeviceInfo, isHandle, toDeviceInfo } from './devices.ts';
+import { type DeviceInfo, isHandle, toDeviceInfo } from './devices.ts';
 import { SessionOptionsError } from './errors.ts';
-import type { KeyPair } from './keys.ts';
-import { checkKnownKeys, maxMaxAge, resolveSessionOptions, type SessionOptions, validateCookie } from './options.ts';
+import { type SessionOptions, validateCookie } from './options.ts';
 import { checkOwnerArgument, ownerOf } from './owner.ts';
 import { Registry, type RequestLike, toRequest } from './registry.ts';
-import { type SaveOutcome, Session, type SessionLoadError, sessionState } from './session.ts';
+import { type SaveOutcome, Session, sessionState } from './session.ts';
+import { SessionLoader } from './session-loader.ts';
 import { end, SessionWriter } from './session-writer.ts';
-import { Telemetry, type TelemetryOptions } from './telemetry.ts';
+import { resolveStoreConfig, type SessionStoreConfig } from './store-config.ts';
+import { Telemetry } from './telemetry.ts';
 import { instrumentBackend } from './instrumented-backend.ts';
 import type { SessionValues, Storable } from './values.ts';
 
 export type { CookieTarget } from './cookies.ts';
+export type { SessionStoreConfig } from './store-config.ts';
 export type { SaveOutcome } from './session.ts';
 
-/** Configuration of a {@link SessionStore}, whatever the backend. Only `keyPairs` is required. */
-export interface SessionStoreConfig {
-  /**
-   * Secret key pairs: the first seals new cookies, every pair unseals. To
-   * rotate, put a new pair in front; drop the old one once the longest
-   * session lifetime has passed.
-   */
-  keyPairs: readonly KeyPair[];
-  /** Defaults for every session's options; see {@link SessionOptions}. */
-  options?: Partial<SessionOptions> | undefined;
-  /**
-   * Seconds that must pass before an unchanged session's expiry is pushed
-   * forward (a write and a new cookie). Sessions roll: each refresh sets the
-   * expiry to now + maxAge. The effective threshold is at most half of
-   * maxAge, so a short-lived session is still refreshed in time. Default 3600.
-   */
-  touchAfter?: number | undefined;
-  /**
-   * Seconds after a session was created (first saved) at which it ends,
-   * however active it is (OWASP's absolute timeout). `regenerate()` keeps
-   * the clock running; a session started afresh (`destroy()`, then `new`)
-   * starts a new one. Unset: no limit. At most 400 days.
-   */
-  absoluteMaxAge?: number | undefined;
-  /**
-   * Store a new session whose values are still empty (a document and a
-   * cookie for every visitor). Default false, as express-session users
-   * configure it: a session is stored once it holds something (a value or a
-   * flash). Applies to `save`, `saveAll` and the Hono middleware alike.
-   */
-  saveUninitialized?: boolean | undefined;
-  /**
-   * Longest time, in milliseconds, that `get`, `new` and `save` wait for one
-   * database command before rejecting with SessionStoreError (cause: a
-   * TimeoutError); each batch of a `startAutoClean` tick waits as long, then
-   * reports that error to `onError` and the loop goes on (the live-session
-   * gauge's count too). The command is abandoned, not cancelled: a write may
-   * still complete on the server. Default 10,000; 0 waits as long as the
-   * driver does (30 s of server selection for MongoDB's default client). At
-   * most 2,147,483,647 (the longest timer).
-   */
-  timeoutMs?: number | undefined;
-  /**
-   * Most expired records one `startAutoClean` statement deletes: a tick
-   * deletes batch after batch (each within `timeoutMs`) until one comes back
-   * short, so no tick runs one unbounded delete. Default 1,000.
-   */
-  cleanupBatchSize?: number | undefined;
-  /** Largest encoded values (with pending flashes) `save` accepts, in bytes. Default 1 MiB. */
-  maxValuesBytes?: number | undefined;
-  /** Verified cookie values remembered to skip unsealing. Default 10,000; 0 disables. */
-  unsealCacheSize?: number | undefined;
-  /**
-   * OpenTelemetry metrics and traces (README, "Metrics and traces"). By
-   * default the global providers of `@opentelemetry/api` when it is
-   * installed; nothing is recorded without it; `false` turns it off.
-   */
-  telemetry?: TelemetryOptions | false | undefined;
-  /**
-   * Receives each failed `startAutoClean` tick. Default: `console.error`.
-   * What it throws, or the promise it returns rejects with, is ignored: the
-   * loop goes on.
-   */
-  onError?: ((error: unknown) => void) | undefined;
-  /**
-   * Records more about a session's device when it is created (or
-   * regenerated), for `listSessions`: e.g. a client address from Hono's
-   * `getConnInfo`. A flat object of strings, finite numbers and booleans
-   * (null and undefined fields are left out, strings cut to 256 characters,
-   * fields past 1024 bytes of JSON dropped); any other shape makes `save`
-   * reject with SessionValuesError before writing. Stored as one text field.
-   */
-  describeDevice?: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
-}
-
-const sessionStoreConfigKeys = [
-  'keyPairs',
-  'options',
-  'touchAfter',
-  'absoluteMaxAge',
-  'saveUninitialized',
-  'timeoutMs',
-  'telemetry',
-  'maxValuesBytes',
-  'cleanupBatchSize',
-  'unsealCacheSize',
-  'onError',
-  'describeDevice',
-] as const satisfies readonly (keyof SessionStoreConfig)[];
-
-const defaultTouchAfterSeconds = 3600;
-const defaultMaxValuesBytes = 1024 * 1024;
-const defaultUnsealCacheSize = 10_000;
 const maxDeletePasses = 5;
 /** Most sessions `listSessions` gives unless asked for fewer or more, and the most it gives. */
 const defaultListLimit = 100;
 const maxListLimit = 1000;
-/** Load errors whose cookie leads nowhere and should be cleared (not `replaced`). */
-const deadCookieErrors = new Set(['malformed', 'oversized', 'tampered', 'unknown-key', 'expired', 'wrong-name', 'not-found', 'unreadable']);
 
 /**
  * Sessions stored server-side, with only a sealed id in the cookie.
@@ -142,6 +47,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   readonly #codec: CookieCodec;
   readonly #registry = new Registry<Promise<Session<V>>>();
   readonly #writer: SessionWriter<V>;
+  readonly #loader: SessionLoader;
   readonly #absoluteMaxAgeMs: number | undefined;
   readonly #timeoutMs: number;
   readonly #cleanupTick: (stop: AbortSignal) => Promise<number>;
@@ -155,20 +61,15 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * or of the wrong type, an unknown configuration key, or invalid options.
    */
   constructor(backend: SessionBackend, config: SessionStoreConfig, backendKeys: readonly string[] = []) {
-    checkKnownKeys(config, [...sessionStoreConfigKeys, ...backendKeys], 'store configuration');
-    this.#codec = new CookieCodec(config.keyPairs, config.unsealCacheSize ?? defaultUnsealCacheSize);
-    this.options = Object.freeze(resolveSessionOptions(config.options));
-    const touchAfterMs = nonNegative(config.touchAfter ?? defaultTouchAfterSeconds, 'touchAfter') * 1000;
-    this.#absoluteMaxAgeMs =
-      config.absoluteMaxAge === undefined ? undefined : positiveAtMost(config.absoluteMaxAge, maxMaxAge, 'absoluteMaxAge') * 1000;
-    const saveUninitialized = flag(config.saveUninitialized ?? false, 'saveUninitialized');
-    this.#timeoutMs = checkMillisecondsOrZero(config.timeoutMs ?? defaultTimeoutMs, 'timeoutMs');
-    const maxValuesBytes = nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes');
-    const cleanupBatchSize = checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize');
-    this.#onError = checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: cleanup failed:', error));
-    if (config.describeDevice !== undefined && typeof config.describeDevice !== 'function') {
-      throw new SessionOptionsError('describeDevice must be a function');
-    }
+    const settings = resolveStoreConfig(config, backendKeys);
+    this.#codec = new CookieCodec(config.keyPairs, settings.unsealCacheSize);
+    this.options = settings.options;
+    this.#absoluteMaxAgeMs = settings.absoluteMaxAgeMs;
+    this.#timeoutMs = settings.timeoutMs;
+    this.#onError = settings.onError;
+    // Not a closure over `this`: closures made here share one scope, and the
+    // gauge's callback below must not keep the store alive.
+    const bounded = boundedBy(settings.timeoutMs);
     this.#telemetry = Telemetry.create(config.telemetry, backend.database);
     this.#sessions = instrumentBackend(backend, this.#telemetry);
     this.#writer = new SessionWriter<V>({
@@ -176,16 +77,24 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       codec: this.#codec,
       telemetry: this.#telemetry,
       defaults: this.options,
-      touchAfterMs,
+      touchAfterMs: settings.touchAfterMs,
       absoluteMaxAgeMs: this.#absoluteMaxAgeMs,
-      maxValuesBytes,
-      saveUninitialized,
-      describeDevice: config.describeDevice,
-      withTimeout: (operation, call) => this.#withTimeout(operation, call),
+      maxValuesBytes: settings.maxValuesBytes,
+      saveUninitialized: settings.saveUninitialized,
+      describeDevice: settings.describeDevice,
+      withTimeout: bounded,
+    });
+    this.#loader = new SessionLoader({
+      backend: this.#sessions,
+      codec: this.#codec,
+      telemetry: this.#telemetry,
+      defaults: this.options,
+      absoluteMaxAgeMs: this.#absoluteMaxAgeMs,
+      withTimeout: bounded,
     });
     // Each batch bounded like any call: a command lost on a dead connection
     // must not stop the housekeeping for good.
-    this.#cleanupTick = expiredCleanup(this.#sessions, cleanupBatchSize, this.#timeoutMs);
+    this.#cleanupTick = expiredCleanup(this.#sessions, settings.cleanupBatchSize, this.#timeoutMs);
     // Weakly held, so that a store nobody uses any more is not kept alive by the meter.
     const sessions = new WeakRef(this.#sessions);
     const timeoutMs = this.#timeoutMs;
@@ -235,7 +144,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     const request = toRequest(req);
     const existing = this.#registry.get(request, name);
     if (existing !== undefined) return existing;
-    const loading = this.#load(request, name);
+    const loading = this.#loader.load<V>(request, name);
     this.#registry.set(request, name, loading);
     loading.catch(() => this.#registry.deleteIf(request, name, loading));
     return loading;
@@ -262,7 +171,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       fresh[sessionState].predecessor = registered;
       return fresh;
     }
-    return this.#load(request, name);
+    return this.#loader.load<V>(request, name);
   }
 
   /**
@@ -450,61 +359,16 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     }
   }
 
-  async #load(request: Request, name: string): Promise<Session<V>> {
-    const session = new Session<V>(name, { ...this.options });
-    const header = request.headers.get('cookie');
-    const value = header === null ? undefined : parseCookies(header)[name];
-    if (value === undefined) return session;
-
-    const rejected = (reason: SessionLoadError) => {
-      this.#telemetry.cookieRejected(reason);
-      return failed(session, reason);
-    };
-    const unsealed = await this.#codec.unseal(name, value);
-    if (!unsealed.ok) return rejected(unsealed.reason);
-    const found = await this.#withTimeout('find', (signal) => this.#sessions.find(unsealed.id, signal));
-    if (found === undefined) return rejected('not-found');
-    if (found.state === 'replaced') {
-      session[sessionState].replacedId = unsealed.id;
-      return rejected('replaced');
-    }
-    if (this.#absoluteMaxAgeMs !== undefined && found.createdAt.getTime() + this.#absoluteMaxAgeMs <= Date.now()) {
-      // Past its absolute lifetime (a limit added or lowered since it was written).
-      return rejected('not-found');
-    }
-    let decoded;
-    let owner;
-    try {
-      decoded = decodeContent(found.content);
-      owner = ownerOf(decoded.values);
-    } catch {
-      return rejected('unreadable');
-    }
-    this.#telemetry.cookieAccepted(unsealed.keyPairId, unsealed.sealedWithCurrentKey);
-    session.values = decoded.values as Partial<V>;
-    session.id = unsealed.id;
-    session.handle = found.handle;
-    session.isNew = false;
-    if (found.lifetime !== undefined) Object.assign(session.options, found.lifetime);
-    const state = session[sessionState];
-    state.storeId = unsealed.id;
-    state.stored = decoded.content;
-    state.legacy = decoded.legacy;
-    state.flashes = decoded.flashes;
-    state.owner = owner;
-    state.epoch = found.epoch;
-    state.expiresAt = found.expiresAt;
-    state.createdAt = found.createdAt;
-    state.ownLifetime = found.lifetime;
-    state.cookieDelivered = true;
-    state.olderKey = !unsealed.sealedWithCurrentKey;
-    return session;
-  }
-
   /** Runs one database call bounded by `timeoutMs`; a timeout becomes SessionStoreError. */
   #withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
     return withTimeout(operation, this.#timeoutMs, call);
   }
+}
+
+/** Runs database calls within `timeoutMs` (see withTimeout). */
+function boundedBy(timeoutMs: number) {
+  return <T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> =>
+    withTimeout(operation, timeoutMs, call);
 }
 
 /**
@@ -525,27 +389,3 @@ async function inPasses(pass: () => Promise<number>): Promise<number> {
   return ended;
 }
 
-function failed<V extends Storable<V>>(session: Session<V>, reason: NonNullable<Session<V>['error']>): Session<V> {
-  session.error = reason;
-  session[sessionState].deadCookie = deadCookieErrors.has(reason);
-  return session;
-}
-
-function flag(value: unknown, label: string): boolean {
-  if (typeof value !== 'boolean') throw new SessionOptionsError(`${label} must be true or false`);
-  return value;
-}
-
-function positiveAtMost(value: number, max: number, label: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > max) {
-    throw new SessionOptionsError(`${label} must be a number of seconds > 0 and at most ${max}`);
-  }
-  return value;
-}
-
-function nonNegative(value: number, label: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new SessionOptionsError(`${label} must be a finite number >= 0`);
-  }
-  return value;
-}

@@ -36,9 +36,12 @@ export type SessionLoadError = UnsealFailure | 'not-found' | 'unreadable' | 'rep
  * - `expired`: the document had expired or been force-expired or destroyed
  *   since `get`; nothing stays live and the cookie is expired.
  * - `superseded`: a parallel request of the same browser regenerated the
- *   session since `get` (or before it: `error === 'replaced'`); nothing was
- *   written and no cookie sent, so the browser keeps the new cookie and the
- *   old id leads to no session. This request's changes are not stored.
+ *   session since `get` (or before it: `error === 'replaced'`), or changed
+ *   its owner (`user`/`provider`: a sign-in, a sign-out by clearing them);
+ *   nothing was written and no cookie sent, so the browser keeps the cookie
+ *   the other request gave it, and nothing of this request lands in a
+ *   session that belongs to someone else now. This request's changes
+ *   (values, flashes added or read) are not stored.
  *
  * After `deleted`, `expired` or `superseded` the Session is ended: later saves
  * of it resolve the same outcome and write nothing.
@@ -51,7 +54,7 @@ export interface SessionState {
   storeId: string;
   /** The content as last read or written: what a save's delta is computed against. */
   stored: SessionContent | undefined;
-  /** The content was read from a record of 0.2 or earlier: the next write converts it whole. */
+  /** The content was read from a record of an earlier version: the next write converts it whole. */
   legacy: boolean;
   /** The owner as last read or written. */
   owner: Owner;
@@ -176,13 +179,15 @@ export class Session<V extends Storable<V> = SessionValues> {
 
   /**
    * Gives the session a new id on its next save and retires the old one,
-   * keeping the values. Call it when privileges change, above all on
-   * sign-in: it defeats session fixation. The old id then leads to no
-   * session; a parallel request still holding it resolves `'superseded'`
-   * and neither signs the browser out nor writes. If the old document was
-   * deleted or expired in the meantime (a forced logout, a `destroy()` by
-   * another request), that save resolves `'expired'` and nothing stays
-   * live: a signed-out session never comes back under a new id. The
+   * keeping the values (and what parallel requests of the same owner stored
+   * meanwhile). Call it when privileges change, above all on sign-in: it
+   * defeats session fixation. The old id then leads to no session; a
+   * parallel request still holding it resolves `'superseded'` and neither
+   * signs the browser out nor writes, and a `destroy()` through it ends the
+   * new id too. If the old document was deleted or expired in the meantime
+   * (a forced logout, a `destroy()` by another request), that save resolves
+   * `'expired'`, and if its owner changed meanwhile (a parallel sign-in or
+   * sign-out) `'superseded'`: nothing stays live under a new id. The
    * session's `absoluteMaxAge` clock keeps running, and so does its
    * lifetime (`options.maxAge`, `options.persistent`): set them at sign-in.
    * On a fresh session it marks a sign-in: even one whose cookie names a
@@ -193,8 +198,9 @@ export class Session<V extends Storable<V> = SessionValues> {
   }
 
   /**
-   * Ends the session: the next save deletes its document and expires the
-   * cookie, like `options.maxAge = 0`. Terminal: a later save of this object
+   * Ends the session: the next save deletes its document (and any document
+   * a parallel request regenerated it into meanwhile: a sign-out wins) and
+   * expires the cookie, like `options.maxAge = 0`. Terminal: a later save of this object
    * writes nothing, so no code path can bring a signed-out session back.
    * For a fresh session in the same request (say, to flash "You are signed
    * out"), call the store's `new` after this: it gives an empty session that

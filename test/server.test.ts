@@ -209,10 +209,11 @@ describe('the server the tests run against', () => {
   });
 
   it('a conditional update is atomic on MongoDB (one of many racing writers matches); FerretDB 1.24 lets several match', async () => {
-    // The store's compare-and-set (a version in the filter) relies on MongoDB's
-    // single-document atomicity. FerretDB 1.24 (SQLite) reads, filters and
-    // writes in separate steps, so racing writers can all match one version:
-    // its parallel-write tests run the saves in turn (test/support/backends.ts).
+    // The store's guarded writes (an owner tenure in the filter) rely on
+    // MongoDB's single-document atomicity. FerretDB 1.24 (SQLite) reads,
+    // filters and writes in separate steps, so racing writers can all match
+    // one tenure: its parallel-write tests run the saves in turn
+    // (test/support/backends.ts).
     const versioned = t.db.collection<{ _id: string; version: number; writer?: number }>(docs.collectionName);
     let mostWinners = 0;
     for (let round = 0; round < 20 && mostWinners < 2; round++) {
@@ -226,5 +227,34 @@ describe('the server the tests run against', () => {
     if (await isFerretDB(t.db)) expect(mostWinners).toBeGreaterThan(1);
     else expect(mostWinners).toBe(1);
   });
-});
 
+  it('racing $sets of different fields of one document: MongoDB keeps every one; FerretDB 1.24 loses most of them', async () => {
+    // A save writes only its own entries ($set of values.<field>), so on
+    // MongoDB parallel requests that change different keys all land. FerretDB
+    // 1.24 rewrites the whole document from what it read, so racing writers
+    // overwrite each other's fields: there the guarantee is not kept under
+    // true parallelism (bench/parallel-writers.ts measures it).
+    const entries = t.db.collection<{ _id: string; values: Record<string, string> }>(docs.collectionName);
+    let fewestKept = Number.POSITIVE_INFINITY;
+    for (let round = 0; round < 5; round++) {
+      await entries.deleteMany({});
+      await entries.insertOne({ _id: 'entries', values: {} });
+      await Promise.all(Array.from({ length: 20 }, (_, i) => entries.updateOne({ _id: 'entries' }, { $set: { [`values.k${i}`]: String(i) } })));
+      fewestKept = Math.min(fewestKept, Object.keys((await entries.findOne({ _id: 'entries' }))?.values ?? {}).length);
+    }
+    if (await isFerretDB(t.db)) expect(fewestKept).toBeLessThan(20);
+    else expect(fewestKept).toBe(20);
+  });
+
+  it('findOneAndUpdate with a projection: MongoDB returns the projected document; FerretDB 1.24 refuses the projection (the store asks for none)', async () => {
+    await docs.insertOne({ _id: 'p', expiresAt: new Date(Date.now() + hour), user: 'u', provider: 'p' });
+    const projected = docs.findOneAndUpdate({ _id: 'p' }, { $set: { user: 'v' } }, { returnDocument: 'before', projection: { user: 1 } });
+    if (await isFerretDB(t.db)) {
+      await expect(projected).rejects.toThrow(/fields/);
+      expect(await docs.findOneAndUpdate({ _id: 'p' }, { $set: { user: 'v' } }, { returnDocument: 'before' })).toMatchObject({ user: 'u' });
+    } else {
+      expect(await projected).toEqual({ _id: 'p', user: 'u' });
+    }
+    expect(await docs.findOneAndDelete({ _id: 'p' })).toMatchObject({ user: 'v' });
+  });
+});

@@ -201,21 +201,45 @@ describe('background cleanup', () => {
     await dead.close();
   });
 
-  it('deletes in bounded batches of cleanupBatchSize, and keeps live tokens', async () => {
+  it('deletes in bounded batches of cleanupBatchSize, and keeps live tokens; the first tick one interval after the store starts', async () => {
     const place = `tokens_batches_${Math.random().toString(36).slice(2, 10)}`;
     const { store: writer, raw: docs } = await backend.tokenStore({ cleanupInterval: 0 }, place);
     for (let i = 0; i < 25; i++) await writer.commit(`dead-${i}`, new Uint8Array([1]), earlier());
     await writer.commit('live', new Uint8Array([1]), later());
-    // Its loop starts with it: two ticks at most (at 250 and 500 ms), and
-    // no other command once its schema is in place.
-    const { store } = await backend.tokenStore({ cleanupInterval: 250, cleanupBatchSize: 10 }, place);
-    const cleanup = await backend.during(async () => {
-      await new Promise((resolve) => setTimeout(resolve, 550));
+    // What opening a store on this place sends (its schema check): every
+    // command of a cleanup waits for it, so it comes first.
+    const opening = await backend.during(() => backend.tokenStore({ cleanupInterval: 0 }, place));
+    const interval = 500;
+    let firstTickAfter: number | undefined;
+    const commands = await backend.during(async () => {
+      const started = performance.now();
+      // Its loop starts with it.
+      const { store } = await backend.tokenStore({ cleanupInterval: interval, cleanupBatchSize: 10 }, place);
+      stores.push(store);
+      // The end state, however late a loaded machine runs the first tick: its
+      // three batches sent (watched in the command log: a read of the
+      // database here would be logged too).
+      await expect
+        .poll(
+          () => {
+            const sent = backend.sentSoFar().slice(opening.length);
+            if (sent.length > 0) firstTickAfter ??= performance.now() - started;
+            return sent.filter((kind) => kind === 'delete').length;
+          },
+          { timeout: 10_000 + interval, interval: 5 },
+        )
+        .toBeGreaterThanOrEqual(3);
       await store.stopCleanup();
     });
-    // The first tick: batches of 10, 10 and 5, as for the session store
-    // (each batch's own bound: test/mongo/session-collection.test.ts and
-    // test/postgres/cleanup.test.ts).
+    // Not at once: the first command of a tick came no earlier than one
+    // interval after the start (a lower bound, which no load can break).
+    expect(firstTickAfter).toBeGreaterThanOrEqual(interval - 5);
+    // Nothing but the opening before the first tick; the first tick: batches
+    // of 10, 10 and 5, as for the session store (each batch's own bound:
+    // test/mongo/session-collection.test.ts and test/postgres/cleanup.test.ts);
+    // any later tick finds nothing.
+    expect(commands.slice(0, opening.length)).toEqual(opening);
+    const cleanup = commands.slice(opening.length);
     if (backend.name === 'MongoDB') {
       expect(cleanup.slice(0, 6)).toEqual(['read', 'delete', 'read', 'delete', 'read', 'delete']);
       expect(cleanup.slice(6).every((kind) => kind === 'read')).toBe(true);

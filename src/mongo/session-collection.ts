@@ -16,22 +16,19 @@
  * short expiry. Ids reach MongoDB only as strings checked by the callers
  * (never objects), and session data only as one binary field.
  */
-import { Binary, BSON, type Collection, type Db, MongoServerError } from 'mongodb';
+import { Binary, type Collection, type Db, MongoServerError } from 'mongodb';
 import {
   type ContentDelta,
   type DeviceRecord,
   errorMessage,
   type FoundSession,
-  isContentField,
   type LiveChange,
   type LiveWrite,
   maxChainLength,
   once,
-  plainBytes,
   replacedRecordMs,
   runOperation,
   type SessionBackend,
-  type SessionContent,
   type SessionRecord,
   storageKey,
   type WriteGuard,
@@ -39,72 +36,12 @@ import {
   writeFailure,
 } from '../backend.ts';
 import { applyDelta, sameContent } from '../content.ts';
+import { bytesOf, chunksOfBytes, contentOf, fieldsOf, maxDeleteIdsBytes, notReplaced, type SessionDocument, sessionFields, withinGuard, writeContent } from './documents.ts';
+
+export { chunksOfBytes, maxDeleteIdsBytes, type SessionDocument } from './documents.ts';
 import { SessionOptionsError, SessionStoreError } from '../errors.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
 
-/** The stored document. */
-export interface SessionDocument {
-  _id: string;
-  /** A token's data, or a session's values and flashes as stored by 0.2 and earlier. */
-  data?: Binary;
-  /** A session's values: field (see content.ts) -> tagged JSON text. */
-  values?: Record<string, string>;
-  /** A session's pending flashes: field -> tagged JSON text of `[key, value]`. */
-  flashes?: Record<string, string>;
-  /** The owner tenure; absent on documents of 0.2 and earlier (tenure 0). */
-  epoch?: number;
-  /** On a replaced document: the `_id` of the session it was regenerated into. */
-  replacedBy?: string;
-  expiresAt: Date;
-  user?: string;
-  provider?: string;
-  createdAt: Date;
-  updatedAt: Date;
-  /** The session's own lifetime in seconds (session stores only). */
-  maxAge?: number;
-  /** False for a browser-session cookie (session stores only). */
-  persistent?: boolean;
-  /** Set when regeneration moved the session to a new id. */
-  replaced?: true;
-  /** Written by 0.2 (compare-and-set); no longer read, removed on regeneration. */
-  version?: number;
-  /** The session's public handle (devices page). */
-  handle?: string;
-  /** The User-Agent it was created with. */
-  userAgent?: string;
-  /** The app's `describeDevice` result, as JSON text (a string: no caller key becomes a field name). */
-  device?: string;
-}
-
-/** Matches documents a write may change: live and not replaced. */
-const notReplaced = { replaced: { $exists: false } } as const;
-
-/** Matches a document within the guard: in owner tenure `epoch` (0: a document from before tenures) and at the expected lifetime. */
-function withinGuard({ epoch, expectedLifetime }: WriteGuard) {
-  const lifetime =
-    expectedLifetime === undefined
-      ? {}
-      : expectedLifetime.lifetime === undefined
-        ? { maxAge: { $exists: false } }
-        : { maxAge: expectedLifetime.lifetime.maxAge, persistent: expectedLifetime.lifetime.persistent };
-  return { epoch: epoch === 0 ? { $exists: false } : epoch, ...lifetime };
-}
-
-/** Every field of a session's state, for a regeneration to clear from the old document. */
-const sessionFields = {
-  data: '',
-  values: '',
-  flashes: '',
-  epoch: '',
-  user: '',
-  provider: '',
-  maxAge: '',
-  persistent: '',
-  version: '',
-  handle: '',
-  userAgent: '',
-  device: '',
-} as const;
 
 /** How the layer is set up; fixed for the life of a store. */
 export interface SessionCollectionOptions {
@@ -490,76 +427,3 @@ function checkCollectionName(name: unknown): void {
   }
 }
 
-/** A document's content, keeping only string entries under the store's field names. */
-function contentOf(doc: Pick<SessionDocument, 'values' | 'flashes'>): SessionContent {
-  return { values: entriesOf(doc.values), flashes: entriesOf(doc.flashes) };
-}
-
-function entriesOf(fields: Record<string, unknown> | undefined): Map<string, string> {
-  const entries = new Map<string, string>();
-  for (const [field, text] of Object.entries(fields ?? {})) {
-    if (isContentField(field) && typeof text === 'string') entries.set(field, text);
-  }
-  return entries;
-}
-
-/** Entries as a subdocument; the field names are the store's (checked, so none is a path or an operator). */
-function fieldsOf(entries: ReadonlyMap<string, string>): Record<string, string> {
-  const fields: Record<string, string> = {};
-  for (const [field, text] of entries) fields[checkedField(field)] = text;
-  return fields;
-}
-
-function checkedField(field: string): string {
-  if (!isContentField(field)) throw new SessionStoreError(`not a content field: ${JSON.stringify(field)}`, { cause: undefined });
-  return field;
-}
-
-/** Adds a content delta to an update's `$set` and `$unset`. */
-function writeContent(delta: ContentDelta, set: Record<string, unknown>, unset: Record<string, ''>): void {
-  if (delta.mode === 'replace') {
-    set.values = fieldsOf(delta.values.set);
-    set.flashes = fieldsOf(delta.flashes.set);
-    unset.data = '';
-    return;
-  }
-  for (const [path, change] of [['values', delta.values], ['flashes', delta.flashes]] as const) {
-    for (const [field, text] of change.set) set[`${path}.${checkedField(field)}`] = text;
-    for (const field of change.unset) unset[`${path}.${checkedField(field)}`] = '';
-  }
-}
-
-/** The bytes of a BSON Binary as a plain Uint8Array. */
-function bytesOf(data: Binary): Uint8Array {
-  return plainBytes(data.buffer.subarray(0, data.length()));
-}
-
-/**
- * Most UTF-8 bytes of ids one `deleteMany` carries: well inside the 16 MB a
- * command may have, whatever the batch size and the ids' length.
- */
-export const maxDeleteIdsBytes = 4 * 1024 * 1024;
-
-/**
- * `ids` in order, cut into runs whose encoded sizes add up to at most
- * `maxBytes` (an id larger than that on its own makes a run of one); no run
- * is empty. A string counts its UTF-8 bytes; anything else a document of
- * another writer may hold as `_id` (an ObjectId, a number) its BSON size.
- */
-export function chunksOfBytes<T>(ids: readonly T[], maxBytes: number): T[][] {
-  const chunks: T[][] = [];
-  let chunk: T[] = [];
-  let bytes = 0;
-  for (const id of ids) {
-    const size = typeof id === 'string' ? Buffer.byteLength(id) : BSON.calculateObjectSize({ _id: id });
-    if (chunk.length > 0 && bytes + size > maxBytes) {
-      chunks.push(chunk);
-      chunk = [];
-      bytes = 0;
-    }
-    chunk.push(id);
-    bytes += size;
-  }
-  if (chunk.length > 0) chunks.push(chunk);
-  return chunks;
-}

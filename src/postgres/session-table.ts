@@ -12,7 +12,7 @@
  * A token's bytes are `data`; a session's values and flashes are `entries`
  * and `flashes`, one jsonb string per entry under the store's field names
  * (see content.ts), so a save changes just its entries:
- * `entries = (entries - $unset) || $set`. Rows of 0.2 and earlier hold a
+ * `entries = (entries - $unset) || $set`. Rows of earlier versions hold a
  * session in `data` (entries NULL); their next write converts them.
  *
  * Every read filters `expiry > now()`; updates of live sessions carry the
@@ -27,7 +27,6 @@ import {
   type ContentDelta,
   type DeviceRecord,
   type FoundSession,
-  isContentField,
   type LiveChange,
   type LiveWrite,
   maxChainLength,
@@ -36,7 +35,6 @@ import {
   replacedRecordMs,
   runOperation,
   type SessionBackend,
-  type SessionContent,
   type SessionRecord,
   storageKey,
   type WriteGuard,
@@ -44,6 +42,8 @@ import {
   writeFailure,
 } from '../backend.ts';
 import { SessionOptionsError } from '../errors.ts';
+import { createSchema } from './schema.ts';
+import { entriesOf, guardSql, jsonOf, mergedSql } from './sql.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
 
 /** How the table is set up; fixed for the life of a store. */
@@ -60,7 +60,6 @@ export class SessionTable implements SessionBackend {
   readonly database: DatabaseDescription;
   readonly #pool: Pool;
   readonly #table: string;
-  readonly #name: string;
   readonly #options: SessionTableOptions;
   readonly ensureSchema: () => Promise<void>;
 
@@ -71,10 +70,9 @@ export class SessionTable implements SessionBackend {
     }
     this.#pool = pool;
     this.database = { system: 'postgresql', namespace: databaseName(pool), collection: table };
-    this.#name = table;
     this.#table = `"${table}"`;
     this.#options = options;
-    this.ensureSchema = once(() => this.#createSchema());
+    this.ensureSchema = once(() => createSchema(pool, table, options.indexOwners));
   }
 
   async find(id: string, signal?: AbortSignal): Promise<FoundSession> {
@@ -362,116 +360,8 @@ export class SessionTable implements SessionBackend {
     return runOperation(operation, signal, this.ensureSchema, () => this.#pool.query<Row>(text, values));
   }
 
-  /**
-   * Creates what is missing of the table, its columns and its indexes, and
-   * nothing else: DDL takes strong locks (ALTER TABLE an ACCESS EXCLUSIVE
-   * one, even with IF NOT EXISTS), so a store starting up against a complete
-   * schema only reads the catalog.
-   */
-  async #createSchema(): Promise<void> {
-    await runOperation('create schema', undefined, async () => {}, async () => {
-      try {
-        await this.#applyMissingSchema();
-      } catch (error) {
-        // Two processes creating the same table at once can collide in the
-        // catalog; the second attempt then finds it there.
-        const code = (error as { code?: unknown }).code;
-        if (code !== '23505' && code !== '42P07') throw error;
-        await this.#applyMissingSchema();
-      }
-    });
-  }
-
-  async #applyMissingSchema(): Promise<void> {
-    const { rows } = await this.#pool.query<{ columns: string[] | null; indexes: string[] | null }>(
-      `SELECT (SELECT array_agg(attname::text) FROM pg_attribute
-                WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped) AS columns,
-              (SELECT array_agg(c.relname::text) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                WHERE i.indrelid = to_regclass($1)) AS indexes`,
-      [this.#table],
-    );
-    const columns = new Set(rows[0]?.columns ?? []);
-    const indexes = new Set(rows[0]?.indexes ?? []);
-    const statements: string[] = [];
-    if (columns.size === 0) {
-      statements.push(`CREATE TABLE IF NOT EXISTS ${this.#table} (
-         token TEXT PRIMARY KEY,
-         data BYTEA NOT NULL,
-         expiry TIMESTAMPTZ NOT NULL,
-         "user" TEXT,
-         provider TEXT,
-         created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-         updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
-         ${addedColumns.map(([name, type]) => `${name} ${type}`).join(',\n         ')})`);
-    } else {
-      // A table of 0.1.0: nullable or constant-default columns, so PostgreSQL rewrites nothing.
-      const missing = addedColumns.filter(([name]) => !columns.has(name));
-      if (missing.length > 0) {
-        statements.push(`ALTER TABLE ${this.#table} ${missing.map(([name, type]) => `ADD COLUMN IF NOT EXISTS ${name} ${type}`).join(', ')}`);
-      }
-    }
-    const wanted: [string, string][] = [[`${this.#name}_expiry_idx`, '(expiry)']];
-    if (this.#options.indexOwners) wanted.push([`${this.#name}_owner_idx`, '("user", provider)']);
-    for (const [name, key] of wanted) {
-      if (!indexes.has(name)) statements.push(`CREATE INDEX IF NOT EXISTS "${name}" ON ${this.#table} ${key}`);
-    }
-    // One round trip (the simple query protocol runs several statements).
-    if (statements.length > 0) await this.#pool.query(statements.join(';\n'));
-  }
 }
 
-/** Columns added after 0.1.0, with their types. */
-const addedColumns: readonly [string, string][] = [
-  ['max_age', 'INTEGER'],
-  ['persistent', 'BOOLEAN'],
-  ['replaced', 'BOOLEAN NOT NULL DEFAULT false'],
-  ['handle', 'TEXT'],
-  ['user_agent', 'TEXT'],
-  ['device', 'TEXT'],
-  ['entries', 'JSONB'],
-  ['flashes', 'JSONB'],
-  ['epoch', 'INTEGER NOT NULL DEFAULT 0'],
-  ['replaced_by', 'TEXT'],
-];
-
-/** The guard of a write as SQL: the owner tenure, and the session's own lifetime when expected. */
-function guardSql({ epoch, expectedLifetime }: WriteGuard, bind: (value: unknown) => string): string {
-  const tenure = `epoch = ${bind(epoch)}`;
-  if (expectedLifetime === undefined) return tenure;
-  const { lifetime } = expectedLifetime;
-  if (lifetime === undefined) return `${tenure} AND max_age IS NULL`;
-  return `${tenure} AND max_age = ${bind(lifetime.maxAge)} AND COALESCE(persistent, true) = ${bind(lifetime.persistent)}`;
-}
-
-/** A merge delta of one jsonb column as SQL: the entries it unsets removed, the ones it sets added. */
-function mergedSql(column: string, change: ContentDelta['values'], bind: (value: unknown) => string): string {
-  for (const field of change.unset) checkField(field);
-  return `(COALESCE(${column}, '{}'::jsonb) - ${bind(change.unset)}::text[]) || ${bind(jsonOf(change.set))}::jsonb`;
-}
-
-/** Entries as the JSON text of a jsonb object (the field names checked to be the store's). */
-function jsonOf(entries: ReadonlyMap<string, string>): string {
-  const fields: Record<string, string> = {};
-  for (const [field, text] of entries) fields[checkField(field)] = text;
-  return JSON.stringify(fields);
-}
-
-function checkField(field: string): string {
-  if (!isContentField(field)) throw new TypeError(`not a content field: ${JSON.stringify(field)}`);
-  return field;
-}
-
-/** A jsonb object's string entries under the store's field names. */
-function entriesOf(fields: Record<string, unknown> | null): Map<string, string> {
-  const entries = new Map<string, string>();
-  for (const [field, text] of Object.entries(fields ?? {})) {
-    if (isContentField(field) && typeof text === 'string') entries.set(field, text);
-  }
-  return entries;
-}
-
-/** Keeps SessionContent in this module's vocabulary. */
-export type { SessionContent };
 
 function buffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -489,3 +379,4 @@ function databaseName(pool: Pool): string | undefined {
     return undefined;
   }
 }
+

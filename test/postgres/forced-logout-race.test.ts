@@ -39,26 +39,43 @@ it.each(Object.keys(logouts))('a session regenerated while %s waits on a lock is
   const table = `s_${which.toLowerCase()}`;
 
   const holder = await db.pool.connect();
-  await holder.query('BEGIN');
-  await holder.query(`SELECT 1 FROM ${table} WHERE token = $1 FOR UPDATE`, [locked.id]);
-  const logout = logouts[which as keyof typeof logouts](store, keeper.session);
-  // Wait until the logout's DELETE is blocked on the lock.
-  for (let i = 0; i < 200; i++) {
-    const { rows } = await db.pool.query<{ n: string }>(
-      `SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'DELETE FROM "${table}"%'`,
-    );
-    if (Number(rows[0]?.n) > 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  const holderPid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+  /** The statements of the backends waiting on a lock the holder's transaction holds. */
+  const blockedByHolder = async () =>
+    (
+      await db.pool.query<{ query: string }>('SELECT query FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))', [holderPid])
+    ).rows.map((row) => row.query);
+  let blockedBefore: string[] = [];
+  let blockedAfter: string[] = [];
+  let outcome = '';
+  let logout: Promise<number> | undefined;
+  try {
+    await holder.query('BEGIN');
+    await holder.query(`SELECT 1 FROM ${table} WHERE token = $1 FOR UPDATE`, [locked.id]);
+    logout = logouts[which as keyof typeof logouts](store, keeper.session);
+    // Wait, bounded, until the logout is blocked on the held row: a loaded
+    // machine may take a while to get its statement going.
+    for (const deadline = Date.now() + 10_000; blockedBefore.length === 0 && Date.now() < deadline; ) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      blockedBefore = await blockedByHolder();
+    }
 
-  const req = requestWith({ sid: regenerated.cookie });
-  const session = await store.get(req, 'sid');
-  session.regenerate();
-  const outcome = await store.save(req, new Headers(), session);
-  await holder.query('COMMIT');
-  holder.release();
+    const req = requestWith({ sid: regenerated.cookie });
+    const session = await store.get(req, 'sid');
+    session.regenerate();
+    outcome = await store.save(req, new Headers(), session);
+    // Still waiting after the regeneration committed?
+    blockedAfter = await blockedByHolder();
+  } finally {
+    await holder.query('COMMIT');
+    holder.release();
+  }
   const ended = await logout;
 
+  // What the test names: the logout did wait on the lock, and the regeneration
+  // committed during that wait (otherwise the two just ran one after the other).
+  expect(blockedBefore).toHaveLength(1);
+  expect(blockedAfter).toEqual(blockedBefore);
   // The regeneration committed first (its row was not locked), then the logout ended it as well.
   expect(outcome).toBe('created');
   const live = await db.pool.query<{ token: string }>(`SELECT token FROM ${table} WHERE expiry > now() AND NOT replaced`);

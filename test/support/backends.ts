@@ -53,6 +53,12 @@ export interface Backend {
   /** Runs `action` and returns the kinds of the commands it sent. */
   during(action: () => Promise<unknown>): Promise<CommandKind[]>;
   /**
+   * The kinds of the commands sent since `during` last started, so far: for
+   * a test that polls, inside `during`, for what a background loop sent
+   * (polling the database itself there would add reads to the log).
+   */
+  sentSoFar(): CommandKind[];
+  /**
    * Runs the saves at once where the server makes a conditional update
    * atomic (MongoDB, PostgreSQL), in turn on FerretDB 1.24, whose racing
    * conditional updates can all match (pinned in test/server.test.ts).
@@ -132,6 +138,7 @@ export function mongoBackend(): Backend {
       };
     },
     during: async (action) => (await log.during(action)).map((name) => kinds[name] ?? 'other'),
+    sentSoFar: () => log.names().map((name) => kinds[name] ?? 'other'),
     saveConcurrently: async (saves) => ((await isFerretDB(db)) ? inTurn(saves) : Promise.all(saves.map((save) => save()))),
   };
 }
@@ -210,6 +217,7 @@ export function postgresBackend(): Backend {
       };
     },
     during: async (action) => (await log.during(action)).map((word) => kinds[word] ?? 'other'),
+    sentSoFar: () => log.names().map((word) => kinds[word] ?? 'other'),
     saveConcurrently: (saves) => Promise.all(saves.map((save) => save())),
   };
 }
