@@ -128,6 +128,8 @@ export interface WriteGuard {
    * request made.
    */
   expectedLifetime?: { lifetime: Lifetime | undefined };
+  /** Applies only while the record still holds content of an earlier version (a conversion). */
+  legacy?: true;
 }
 
 /**
@@ -149,6 +151,7 @@ export interface LiveChange extends WriteGuard {
  * The result of a guarded write: done; the record is in another owner
  * tenure than the request loaded (someone signed in or out meanwhile);
  * its own lifetime changed meanwhile (`lifetime`: the stored one now);
+ * converted from an earlier version's format by a parallel request;
  * replaced by a parallel regeneration (its id is a tombstone); or gone
  * (missing, expired, force-expired).
  */
@@ -156,6 +159,7 @@ export type LiveWrite =
   | { readonly outcome: 'done' }
   | { readonly outcome: 'owner-changed' }
   | { readonly outcome: 'lifetime-changed'; readonly lifetime: Lifetime | undefined }
+  | { readonly outcome: 'converted' }
   | { readonly outcome: 'replaced' }
   | { readonly outcome: 'gone' };
 
@@ -336,6 +340,7 @@ export function writeFailure(found: FoundSession, guard: WriteGuard): LiveWrite 
   if (found === undefined) return { outcome: 'gone' };
   if (found.state === 'replaced') return { outcome: 'replaced' };
   if (found.epoch !== guard.epoch) return { outcome: 'owner-changed' };
+  if (guard.legacy === true && !('legacy' in found.content)) return { outcome: 'converted' };
   return { outcome: 'lifetime-changed', lifetime: found.lifetime };
 }
 

@@ -74,9 +74,12 @@ export function encodeContent(values: SessionValues, flashes: readonly PendingFl
 export function decodeContent(stored: SessionContent | LegacyContent): DecodedContent {
   if ('legacy' in stored) {
     const { values, flashes } = decodeSession(new TextDecoder().decode(stored.legacy));
-    const pending = Object.entries(flashes).flatMap(([key, list]) =>
-      (Array.isArray(list) ? list : []).map((value) => ({ field: newFlashField(), key, value })),
-    );
+    // Fields fixed by position, so that every request converts the record
+    // the same way (a flash one request read is the same flash in another's
+    // conversion), and sorting before any flash added since.
+    const pending = Object.entries(flashes)
+      .flatMap(([key, list]) => (Array.isArray(list) ? list : []).map((value) => ({ key, value })))
+      .map(({ key, value }, index) => ({ field: `f${'0'.repeat(13)}${index.toString(36).padStart(8, '0')}`, key, value }));
     return { values, flashes: pending, content: encodeContent(values, pending), legacy: true };
   }
   const values: SessionValues = {};
@@ -101,6 +104,18 @@ export function deltaOf(loaded: SessionContent, now: SessionContent, mode: Conte
     return { mode, values: { set: now.values, unset: [] }, flashes: { set: now.flashes, unset: [] } };
   }
   return { mode, values: entryDelta(loaded.values, now.values), flashes: entryDelta(loaded.flashes, now.flashes) };
+}
+
+/**
+ * The most that encoding this content's values and flashes again can count
+ * against a `maxValuesBytes` budget: the texts' UTF-8 bytes plus what the
+ * encoder counts for each key. A save whose content is no larger fits in it.
+ */
+export function contentSize(content: SessionContent): number {
+  let bytes = 0;
+  for (const [field, text] of content.values) bytes += Buffer.byteLength(text) + keyOfField(field).length + 3;
+  for (const text of content.flashes.values()) bytes += Buffer.byteLength(text) + 5;
+  return bytes;
 }
 
 /** Whether the delta writes nothing. */

@@ -162,7 +162,9 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   async new(req: RequestLike, name: string): Promise<Session<V>> {
     const request = toRequest(req);
     const registered = await this.#registry.get(request, name)?.catch(() => undefined);
-    if (registered !== undefined && (registered.options.maxAge <= 0 || registered[sessionState].ended !== undefined)) {
+    const ended = registered?.[sessionState].ended;
+    // After a sign-out or an expiry, a fresh session; not after 'superseded' (the browser holds another request's session).
+    if (registered !== undefined && (registered.options.maxAge <= 0 || (ended !== undefined && ended !== 'superseded'))) {
       // One fresh session per destroyed one: asked again, `new` gives the same.
       const existing = registered[sessionState].successor as Session<V> | undefined;
       if (existing !== undefined) return existing;
@@ -203,7 +205,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     if (session.options.maxAge <= 0) return this.#writer.delete(target, session);
     // A fresh session on a just-replaced id (a parallel request of a browser
     // that signed in) writes nothing, unless it is a sign-in itself.
-    if (session.error === 'replaced' && !state.regenerating) return end(target, session, 'superseded');
+    if (session.error === 'replaced' && session.id === '' && !state.regenerating) return end(target, session, 'superseded');
     const predecessor = state.predecessor as Session<V> | undefined;
     if (predecessor !== undefined) await this.save(req, target, predecessor); // the destroyed one first
     return this.#writer.write(toRequest(req), target, session);
@@ -357,11 +359,6 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     } finally {
       this.#autoCleanRunning = false;
     }
-  }
-
-  /** Runs one database call bounded by `timeoutMs`; a timeout becomes SessionStoreError. */
-  #withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
-    return withTimeout(operation, this.#timeoutMs, call);
   }
 }
 

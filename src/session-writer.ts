@@ -23,7 +23,7 @@
  */
 import type { ContentDelta, Lifetime, LiveChange, LiveWrite, SessionBackend, SessionContent } from './backend.ts';
 import type { CookieCodec } from './codec.ts';
-import { deltaOf, emptyContent, encodeContent, isEmptyDelta, type PendingFlash } from './content.ts';
+import { contentSize, deltaOf, emptyContent, encodeContent, isEmptyDelta, type PendingFlash } from './content.ts';
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
 import { type DeviceDetailsInput, deviceFieldsFor, newHandle } from './devices.ts';
 import { SessionStoreError, SessionValuesError } from './errors.ts';
@@ -62,6 +62,11 @@ interface Plan {
   lifetime: Lifetime;
   /** What is stored of the lifetime: undefined while it is the store's default. */
   own: Lifetime | undefined;
+  /**
+   * This request set a lifetime other than the one in force when it loaded
+   * (the stored one, or the store's default): only then is it written.
+   */
+  lifetimeChanged: boolean;
 }
 
 /** Attempts of a write whose lifetime guard missed (another request changed the lifetime meanwhile). */
@@ -91,8 +96,15 @@ export class SessionWriter<V extends Storable<V>> {
         : await this.#update(target, session, plan);
       if (typeof outcome === 'string') return outcome;
       const write = outcome;
+      if (write.outcome === 'converted' && attempt < maxLifetimeAttempts) {
+        // A parallel request converted the record from the earlier format:
+        // the conversion is deterministic, so what this request loaded is
+        // what it converted, and a delta applies.
+        state.legacy = false;
+        continue;
+      }
       if (write.outcome !== 'lifetime-changed' || attempt >= maxLifetimeAttempts) {
-        if (write.outcome === 'lifetime-changed') {
+        if (write.outcome === 'lifetime-changed' || write.outcome === 'converted') {
           throw new SessionStoreError(`save: the session's lifetime changed under ${attempt} parallel writes in a row; nothing of this request was written`, {
             cause: undefined,
           });
@@ -132,10 +144,15 @@ export class SessionWriter<V extends Storable<V>> {
     const ownerChanged = session.id !== '' && !sameOwner(owner, state.owner);
     const fromSomeone = ownerChanged && state.owner.user !== undefined;
     const flashes = keptFlashes(session, fromSomeone);
-    const content = encodeContent(values, flashes, this.#config.maxValuesBytes);
+    // The limit is on what this request adds: parallel requests may have
+    // stored more than it together, and a save that does not grow the
+    // session further is never refused for it.
+    const content = encodeContent(values, flashes, Math.max(this.#config.maxValuesBytes, contentSize(loaded)));
     const delta = deltaOf(loaded, content, fromSomeone || state.legacy ? 'replace' : 'merge');
     const lifetime = lifetimeOf(session.options);
-    return { content, delta, owner, ownerChanged, flashes, lifetime, own: ownLifetime(lifetime, this.#config.defaults) };
+    const inForce = state.ownLifetime ?? lifetimeOf(this.#config.defaults);
+    const lifetimeChanged = session.id !== '' && lifetimeKey(lifetime) !== lifetimeKey(inForce);
+    return { content, delta, owner, ownerChanged, flashes, lifetime, own: ownLifetime(lifetime, this.#config.defaults), lifetimeChanged };
   }
 
   /** A new session: a new id, one insert, its cookie. */
@@ -152,7 +169,8 @@ export class SessionWriter<V extends Storable<V>> {
     session.id = id;
     session.handle = device.handle;
     session[sessionState].createdAt = createdAt;
-    this.#stored(session, plan, 1, expiresAt);
+    session[sessionState].regenerating = false;
+    this.#stored(session, plan, 1, expiresAt, plan.own);
     this.#send(target, session, cookie);
     return 'created';
   }
@@ -172,8 +190,10 @@ export class SessionWriter<V extends Storable<V>> {
     const device = deviceFieldsFor(request, this.#config.describeDevice);
     const id = newSessionId();
     const cookie = await this.#sealedCookie(session, id, expiresAt);
-    const epoch = plan.ownerChanged ? state.epoch + 1 : state.epoch;
-    const record = { content: plan.content, owner: plan.owner, epoch, lifetime: plan.own, createdAt, expiresAt, device };
+    // A new record never starts in tenure 0 (a record from before tenures), whose guard is "no tenure stored".
+    const epoch = plan.ownerChanged ? state.epoch + 1 : Math.max(state.epoch, 1);
+    const lifetime = plan.lifetimeChanged ? plan.own : state.ownLifetime;
+    const record = { content: plan.content, owner: plan.owner, epoch, lifetime, createdAt, expiresAt, device };
     const guard = { epoch: state.epoch, ...this.#lifetimeGuard(session, plan) };
     const carry = plan.delta.mode === 'merge' ? plan.delta : undefined;
     const write = await this.#config.withTimeout('replace', (signal) =>
@@ -185,7 +205,7 @@ export class SessionWriter<V extends Storable<V>> {
     session.handle = device.handle;
     state.regenerating = false;
     state.createdAt = createdAt;
-    this.#stored(session, plan, epoch, expiresAt);
+    this.#stored(session, plan, epoch, expiresAt, lifetime);
     this.#send(target, session, cookie);
     return 'created';
   }
@@ -201,7 +221,7 @@ export class SessionWriter<V extends Storable<V>> {
     const storedExpiry = state.expiresAt ?? new Date(0);
     const wantedExpiry = expiryAt(now, plan.lifetime, state.createdAt ?? new Date(now), this.#config.absoluteMaxAgeMs);
     if (!(wantedExpiry.getTime() > now)) return this.#expireNow(target, session);
-    const lifetimeChanged = lifetimeKey(plan.own) !== lifetimeKey(state.ownLifetime);
+    const { lifetimeChanged } = plan;
     // A cookie under an older key pair is re-sealed with a refresh: the
     // write checks the session is still live.
     const refresh =
@@ -211,10 +231,14 @@ export class SessionWriter<V extends Storable<V>> {
     if (!contentChanged && !plan.ownerChanged && !cookieNeeded) return 'unchanged';
     const expiresAt = refresh ? wantedExpiry : storedExpiry;
     const cookie = cookieNeeded ? await this.#sealedCookie(session, session.id, expiresAt) : undefined;
-    // A session from before handles gets one with this write.
-    const handle = session.handle === '' ? newHandle() : undefined;
+    // A record of an earlier version is converted by the first write of its
+    // content (guarded: only while it is unconverted), which gives it a
+    // handle if it was from before handles.
+    const converting = state.legacy && contentChanged;
+    const handle = converting && session.handle === '' ? newHandle() : undefined;
     const change: LiveChange = {
       epoch: state.epoch,
+      ...(converting ? { legacy: true } : {}),
       ...(contentChanged ? { content: plan.delta } : {}),
       ...(plan.ownerChanged ? { owner: plan.owner } : {}),
       ...(refresh ? { expiresAt } : {}),
@@ -225,7 +249,8 @@ export class SessionWriter<V extends Storable<V>> {
     const write = await this.#config.withTimeout('update', (signal) => this.#config.backend.updateLive(session.id, change, signal));
     if (write.outcome !== 'done') return write;
     if (handle !== undefined) session.handle = handle;
-    this.#stored(session, plan, plan.ownerChanged ? state.epoch + 1 : state.epoch, expiresAt);
+    // A lifetime this request did not change stays as stored (even one that now equals the store's default).
+    this.#stored(session, plan, plan.ownerChanged ? state.epoch + 1 : state.epoch, expiresAt, lifetimeChanged ? plan.own : state.ownLifetime);
     if (cookie !== undefined) this.#send(target, session, cookie);
     return contentChanged || plan.ownerChanged || refresh ? 'updated' : 'unchanged';
   }
@@ -235,8 +260,7 @@ export class SessionWriter<V extends Storable<V>> {
    * lifetime this request loaded (it did not set one itself): none when it did.
    */
   #lifetimeGuard(session: Session<V>, plan: Plan): Pick<LiveChange, 'expectedLifetime'> {
-    const loaded = session[sessionState].ownLifetime;
-    return lifetimeKey(plan.own) === lifetimeKey(loaded) ? { expectedLifetime: { lifetime: loaded } } : {};
+    return plan.lifetimeChanged ? {} : { expectedLifetime: { lifetime: session[sessionState].ownLifetime } };
   }
 
   /** The absolute lifetime is over: the record goes, like an expiry. */
@@ -246,7 +270,7 @@ export class SessionWriter<V extends Storable<V>> {
   }
 
   /** Records what was written. The browser's cookie is stale until {@link #send} delivers the new one. */
-  #stored(session: Session<V>, plan: Plan, epoch: number, expiresAt: Date): void {
+  #stored(session: Session<V>, plan: Plan, epoch: number, expiresAt: Date, ownLifetime: Lifetime | undefined): void {
     const state = session[sessionState];
     state.storeId = session.id;
     state.stored = plan.content;
@@ -254,7 +278,7 @@ export class SessionWriter<V extends Storable<V>> {
     state.legacy = false;
     state.owner = plan.owner;
     state.epoch = epoch;
-    state.ownLifetime = plan.own;
+    state.ownLifetime = ownLifetime;
     state.expiresAt = expiresAt;
     state.olderKey = false;
   }

@@ -6,7 +6,7 @@
  */
 import { Hono } from 'hono';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Session, SessionOptionsError, type SessionStoreConfig } from '../src/index.ts';
+import { type Session, SessionOptionsError, type SessionStoreConfig, SessionValuesError } from '../src/index.ts';
 import { sessions } from '../src/hono.ts';
 import type { SessionStore } from '../src/session-store.ts';
 import { type Backend, backends, type RawPlace } from './support/backends.ts';
@@ -369,5 +369,83 @@ describe.each(backends)('parallel requests on $name', (backend: Backend) => {
         await expect(store.listSessions('alice', 'password', { limit })).rejects.toThrow(TypeError);
       }
     }, 60_000);
+  });
+
+  describe('what the review of the redesign found', () => {
+    it('maxValuesBytes bounds what one request adds: parallel growth past it never makes later saves fail', async () => {
+      const { store } = await makeStore({ maxValuesBytes: 1000 });
+      const { cookie, requests } = await loaded(store, { cart: 1 }, 2);
+      const [a, b] = requests as [{ req: Request; session: Session<Values> }, { req: Request; session: Session<Values> }];
+      a.session.values.a = 'x'.repeat(600);
+      b.session.values.b = 'y'.repeat(600);
+      expect(await save(store, a)).toBe('updated');
+      expect(await save(store, b)).toBe('updated');
+      const big = await fresh(store, cookie);
+      expect(Object.keys(big.values).sort()).toEqual(['a', 'b', 'cart']);
+      expect(await store.save(requestWith({ sid: cookie }), new Headers(), big)).toBe('unchanged');
+      big.values.cart = 2; // no growth
+      expect(await store.save(requestWith({ sid: cookie }), new Headers(), big)).toBe('updated');
+      big.values.c = 'z'.repeat(600); // growth past the limit
+      await expect(store.save(requestWith({ sid: cookie }), new Headers(), big)).rejects.toThrow(SessionValuesError);
+    });
+
+    it('a lifetime that now equals a changed store default is neither rewritten nor re-sent by a request that did not change it', async () => {
+      const place = `lifetime_${Math.random().toString(36).slice(2, 10)}`;
+      const { store: before } = await backend.sessionStore<Values>({ keyPairs, options: { maxAge: 3600 } }, place);
+      const req = requestWith();
+      const first = await before.get(req, 'sid');
+      first.values = { cart: 1 };
+      first.options.maxAge = 200;
+      const headers = new Headers();
+      expect(await before.save(req, headers, first)).toBe('created');
+      const cookie = onlyCookie(headers).value;
+      // A redeploy makes 200 s the default.
+      const { store: after } = await backend.sessionStore<Values>({ keyPairs, options: { maxAge: 200 } }, place, false);
+      const [untouched, browserOnly, valueOnly] = await Promise.all([0, 1, 2].map(() => after.get(requestWith({ sid: cookie }), 'sid')));
+      const untouchedHeaders = new Headers();
+      expect(await backend.during(async () => expect(await after.save(requestWith(), untouchedHeaders, untouched as Session<Values>)).toBe('unchanged'))).toEqual([]);
+      expect(untouchedHeaders.getSetCookie()).toEqual([]);
+      (browserOnly as Session<Values>).options.persistent = false;
+      expect(await after.save(requestWith(), new Headers(), browserOnly as Session<Values>)).toBe('updated');
+      (valueOnly as Session<Values>).values.cart = 2;
+      expect(await after.save(requestWith(), new Headers(), valueOnly as Session<Values>)).toBe('updated');
+      const now = await after.get(requestWith({ sid: cookie }), 'sid');
+      expect(now.options).toMatchObject({ maxAge: 200, persistent: false });
+      expect(now.values).toEqual({ cart: 2 });
+    });
+
+    it('regenerate() on a fresh session, saved twice (a handler, then the middleware): one session, one cookie', async () => {
+      const { store, docs } = await makeStore();
+      const req = requestWith();
+      const session = await store.get(req, 'sid');
+      session.regenerate();
+      Object.assign(session.values, alice);
+      const first = new Headers();
+      expect(await store.save(req, first, session)).toBe('created');
+      const second = new Headers();
+      expect(await backend.during(async () => expect(await store.saveAll(req, second)).toBeUndefined())).toEqual([]);
+      expect(sentCookies(first)).toHaveLength(1);
+      expect(second.getSetCookie()).toEqual([]);
+      expect(await docs.liveKeys()).toEqual([session.id]);
+      expect(await docs.count()).toBe(1);
+    });
+
+    it('new() after a superseded save gives no fresh session to replace the cookie the browser holds', async () => {
+      const { store } = await makeStore();
+      const { cookie, requests } = await loaded(store, { ...alice }, 1);
+      const stale = requests[0] as { req: Request; session: Session<Values> };
+      const signIn = await fresh(store, cookie);
+      signIn.values = { ...bob };
+      expect(await store.save(requestWith(), new Headers(), signIn)).toBe('updated');
+      stale.session.values.note = 1;
+      expect(await save(store, stale)).toBe('superseded');
+      const next = await store.new(stale.req, 'sid');
+      expect(next).not.toBe(stale.session);
+      expect(next.values).toEqual(bob); // decoded anew: the session the cookie leads to now
+      const headers = new Headers();
+      await store.saveAll(stale.req, headers);
+      expect(headers.getSetCookie()).toEqual([]);
+      expect((await fresh(store, cookie)).values).toEqual(bob);
+    });
   });
 });

@@ -257,4 +257,25 @@ describe('the server the tests run against', () => {
     }
     expect(await docs.findOneAndDelete({ _id: 'p' })).toMatchObject({ user: 'v' });
   });
+
+  it('a findOneAndDelete racing a findOneAndUpdate: MongoDB returns one or the other state; FerretDB 1.24 can return the document from before an update that also matched', async () => {
+    // A sign-out follows the successor a regeneration names in the old
+    // document (findOneAndDelete returns it). On MongoDB the two commands are
+    // atomic, so the delete sees the successor whenever the update matched;
+    // FerretDB 1.24 can apply both to the same old state, and the sign-out
+    // misses the successor (README, "Parallel requests").
+    const chain = t.db.collection<{ _id: string; replacedBy?: string }>(docs.collectionName);
+    let missed = 0;
+    for (let round = 0; round < 200 && missed === 0; round++) {
+      await chain.deleteMany({});
+      await chain.insertOne({ _id: 'old' });
+      const [updated, deleted] = await Promise.all([
+        chain.findOneAndUpdate({ _id: 'old', replacedBy: { $exists: false } }, { $set: { replacedBy: 'new' } }),
+        chain.findOneAndDelete({ _id: 'old' }),
+      ]);
+      if (updated !== null && deleted !== null && deleted.replacedBy === undefined) missed++;
+    }
+    if (await isFerretDB(t.db)) expect(missed).toBeGreaterThan(0);
+    else expect(missed).toBe(0);
+  });
 });

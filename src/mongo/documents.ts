@@ -45,14 +45,14 @@ export interface SessionDocument {
 export const notReplaced = { replaced: { $exists: false } } as const;
 
 /** Matches a document within the guard: in owner tenure `epoch` (0: a document from before tenures) and at the expected lifetime. */
-export function withinGuard({ epoch, expectedLifetime }: WriteGuard) {
+export function withinGuard({ epoch, expectedLifetime, legacy }: WriteGuard) {
   const lifetime =
     expectedLifetime === undefined
       ? {}
       : expectedLifetime.lifetime === undefined
         ? { maxAge: { $exists: false } }
         : { maxAge: expectedLifetime.lifetime.maxAge, persistent: expectedLifetime.lifetime.persistent };
-  return { epoch: epoch === 0 ? { $exists: false } : epoch, ...lifetime };
+  return { epoch: epoch === 0 ? { $exists: false } : epoch, ...lifetime, ...(legacy === true ? { values: { $exists: false } } : {}) };
 }
 
 /** Every field of a session's state, for a regeneration to clear from the old document. */

@@ -6,8 +6,8 @@
 import { type ContentDelta, isContentField, type WriteGuard } from '../backend.ts';
 
 /** The guard of a write as SQL: the owner tenure, and the session's own lifetime when expected. */
-export function guardSql({ epoch, expectedLifetime }: WriteGuard, bind: (value: unknown) => string): string {
-  const tenure = `epoch = ${bind(epoch)}`;
+export function guardSql({ epoch, expectedLifetime, legacy }: WriteGuard, bind: (value: unknown) => string): string {
+  const tenure = `epoch = ${bind(epoch)}${legacy === true ? ' AND entries IS NULL' : ''}`;
   if (expectedLifetime === undefined) return tenure;
   const { lifetime } = expectedLifetime;
   if (lifetime === undefined) return `${tenure} AND max_age IS NULL`;

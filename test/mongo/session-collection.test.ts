@@ -118,6 +118,55 @@ describe('documents of 0.2 and earlier', () => {
   });
 });
 
+describe('documents of earlier versions, under parallel requests', () => {
+  async function legacySession(flashes: string[]) {
+    const collection = uniqueCollection();
+    const store = new MongoStore<Record<string, unknown>>(t.db, { keyPairs, collection });
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values.a = 1;
+    const headers = new Headers();
+    await store.save(req, headers, session);
+    const docs = t.db.collection<{ _id: string }>(collection);
+    const legacyText = JSON.stringify({ a: 1, $flashes: { _flash: flashes } });
+    await docs.updateOne(
+      { _id: session.id },
+      { $set: { data: new Binary(Buffer.from(legacyText)), version: 3 }, $unset: { values: '', flashes: '', epoch: '', handle: '' } },
+    );
+    const cookie = onlyCookie(headers).value;
+    const load = () => store.get(requestWith({ sid: cookie }), 'sid');
+    return { store, cookie, load };
+  }
+
+  it('two requests convert it in parallel: both changes kept, a flash read by one is not shown again', async () => {
+    const { store, load } = await legacySession(['once']);
+    const [a, b] = await Promise.all([load(), load()]);
+    a.values.x = 1;
+    expect(a.flashes()).toEqual(['once']);
+    b.values.y = 2;
+    expect(await store.save(requestWith(), new Headers(), a)).toBe('updated');
+    expect(await store.save(requestWith(), new Headers(), b)).toBe('updated');
+    const next = await load();
+    expect(next.values).toEqual({ a: 1, x: 1, y: 2 });
+    expect(next.flashes()).toEqual([]);
+  });
+
+  it('regenerated before its first write: the new document is writable like any other', async () => {
+    const { store, load } = await legacySession([]);
+    const session = await load();
+    session.regenerate();
+    session.values.b = 2;
+    const headers = new Headers();
+    expect(await store.save(requestWith(), headers, session)).toBe('created');
+    const again = await store.get(requestWith({ sid: onlyCookie(headers).value }), 'sid');
+    again.values.c = 3;
+    expect(await store.save(requestWith(), new Headers(), again)).toBe('updated');
+    again.values = { user: 'u', provider: 'p' };
+    expect(await store.save(requestWith(), new Headers(), again)).toBe('updated');
+    expect((await store.get(requestWith({ sid: onlyCookie(headers).value }), 'sid')).values).toEqual({ user: 'u', provider: 'p' });
+  });
+});
+
 describe('deleteExpired, one cleanup batch', () => {
   const options = { hashIds: false, ttlIndex: false, indexOwners: true };
   const past = () => new Date(Date.now() - 1000);

@@ -57,6 +57,22 @@ it('adds the lifetime, tombstone, device and entry columns to a 0.1.0 table; old
   expect(next.values).toEqual({ visits: 2 });
   expect(next.flashes()).toEqual([]);
   await expect(store.init()).resolves.toBeUndefined(); // idempotent
+
+  // Two requests converting one such row in parallel: both changes kept, a flash read by one not shown again.
+  await db.pool.query(
+    `UPDATE sessions SET epoch = 0, entries = NULL, flashes = NULL,
+       data = convert_to('{"visits":5,"$flashes":{"_flash":["once"]}}', 'UTF8')`,
+  );
+  const [a, b] = await Promise.all([0, 1].map(() => store.get(requestWith({ sid: cookie }), 'sid')));
+  const [first, second] = [a, b] as [typeof loaded, typeof loaded];
+  first.values.visits = 6;
+  expect(first.flashes()).toEqual(['once']);
+  (second.values as Record<string, unknown>).theme = 'dark';
+  expect(await store.save(requestWith(), new Headers(), first)).toBe('updated');
+  expect(await store.save(requestWith(), new Headers(), second)).toBe('updated');
+  const both = await store.get(requestWith({ sid: cookie }), 'sid');
+  expect(both.values).toEqual({ visits: 6, theme: 'dark' });
+  expect(both.flashes()).toEqual([]);
 });
 
 it('a store starting against a complete schema runs no DDL (no table lock), only a catalog read', async () => {
