@@ -16,11 +16,10 @@
  * short expiry. Ids reach MongoDB only as strings checked by the callers
  * (never objects), and session data only as one binary field.
  */
-import { Binary, type Collection, type Db, MongoServerError } from 'mongodb';
+import { Binary, type Collection, type Db } from 'mongodb';
 import {
   type ContentDelta,
   type DeviceRecord,
-  errorMessage,
   type FoundSession,
   type LiveChange,
   type LiveWrite,
@@ -36,10 +35,10 @@ import {
   writeFailure,
 } from '../backend.ts';
 import { applyDelta, sameContent } from '../content.ts';
+import { checkCollectionName, createIndexes } from './indexes.ts';
 import { bytesOf, chunksOfBytes, contentOf, fieldsOf, maxDeleteIdsBytes, notReplaced, type SessionDocument, sessionFields, withinGuard, writeContent } from './documents.ts';
 
 export { chunksOfBytes, maxDeleteIdsBytes, type SessionDocument } from './documents.ts';
-import { SessionOptionsError, SessionStoreError } from '../errors.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
 
 
@@ -53,8 +52,6 @@ export interface SessionCollectionOptions {
   indexOwners: boolean;
 }
 
-/** Server error codes for an index that exists with other options. */
-const indexConflictCodes = new Set([85, 86]);
 
 export class SessionCollection implements SessionBackend {
   readonly database: DatabaseDescription;
@@ -76,7 +73,7 @@ export class SessionCollection implements SessionBackend {
     this.database = { system: 'mongodb', namespace: db.databaseName, collection: name };
     this.#collection = db.collection<SessionDocument>(name);
     this.#options = options;
-    this.ensureSchema = once(() => this.#createIndexes());
+    this.ensureSchema = once(() => createIndexes(this.#collection, options));
   }
 
   /**
@@ -376,54 +373,7 @@ export class SessionCollection implements SessionBackend {
     return writeFailure(await this.find(id, signal), guard);
   }
 
-  async #createIndexes(): Promise<void> {
-    const expiry = this.#options.ttlIndex
-      ? { name: 'expiresAt_1', expireAfterSeconds: 0 }
-      : { name: 'expiresAt_1' };
-    const indexes: [Record<string, 1>, { name: string; expireAfterSeconds?: number }][] = [
-      [{ expiresAt: 1 }, expiry],
-    ];
-    if (this.#options.indexOwners) indexes.push([{ user: 1, provider: 1 }, { name: 'user_1_provider_1' }]);
-    for (const [key, options] of indexes) {
-      try {
-        await this.#collection.createIndex(key, options);
-      } catch (error) {
-        const conflict = error instanceof MongoServerError && indexConflictCodes.has(Number(error.code));
-        throw new SessionStoreError(
-          conflict
-            ? `index ${options.name} on ${this.#collection.collectionName} exists with other options` +
-                ' (ttlIndex changed?); drop it and let the store recreate it'
-            : `creating index ${options.name} failed: ${errorMessage(error)}`,
-          { cause: error },
-        );
-      }
-    }
-  }
-
   #run<T>(operation: string, signal: AbortSignal | undefined, action: () => Promise<T>): Promise<T> {
     return runOperation(operation, signal, this.ensureSchema, action);
   }
 }
-
-/**
- * MongoDB's rules for a collection name (non-empty, no `$` or NUL, not in the
- * `system.` namespace), checked when the store is built rather than at the
- * first command.
- */
-function checkCollectionName(name: unknown): void {
-  if (
-    typeof name !== 'string' ||
-    name.length === 0 ||
-    name.length > 120 ||
-    name.includes('$') ||
-    name.includes('\0') ||
-    name.startsWith('system.') ||
-    name.startsWith('.') ||
-    name.endsWith('.')
-  ) {
-    throw new SessionOptionsError(
-      `collection must be a MongoDB collection name (1 to 120 characters, no '$' or NUL, not system.*), not ${JSON.stringify(name)}`,
-    );
-  }
-}
-
