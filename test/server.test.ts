@@ -248,12 +248,14 @@ describe('the server the tests run against', () => {
 
   it('findOneAndUpdate with a projection: MongoDB returns the projected document; FerretDB 1.24 refuses the projection (the store asks for none)', async () => {
     await docs.insertOne({ _id: 'p', expiresAt: new Date(Date.now() + hour), user: 'u', provider: 'p' });
-    const projected = docs.findOneAndUpdate({ _id: 'p' }, { $set: { user: 'v' } }, { returnDocument: 'before', projection: { user: 1 } });
-    if (await isFerretDB(t.db)) {
-      await expect(projected).rejects.toThrow(/fields/);
+    const ferret = await isFerretDB(t.db);
+    // Asked for only once its rejection (on FerretDB) has a handler.
+    const projected = () => docs.findOneAndUpdate({ _id: 'p' }, { $set: { user: 'v' } }, { returnDocument: 'before', projection: { user: 1 } });
+    if (ferret) {
+      await expect(projected()).rejects.toThrow(/fields/);
       expect(await docs.findOneAndUpdate({ _id: 'p' }, { $set: { user: 'v' } }, { returnDocument: 'before' })).toMatchObject({ user: 'u' });
     } else {
-      expect(await projected).toEqual({ _id: 'p', user: 'u' });
+      expect(await projected()).toEqual({ _id: 'p', user: 'u' });
     }
     expect(await docs.findOneAndDelete({ _id: 'p' })).toMatchObject({ user: 'v' });
   });
