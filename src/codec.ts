@@ -1,17 +1,17 @@
 /**
- * The cookie value: a session id sealed (AES-256-CBC + HMAC-SHA256) by
- * iron-webcrypto, bound to the cookie's name, under rotating key pairs whose
- * keys come from keys.ts.
+ * The cookie value: a session id sealed in iron's format (AES-256-CBC +
+ * HMAC-SHA256, iron.ts), bound to the cookie's name, under rotating key
+ * pairs whose keys come from keys.ts.
  *
- * Unsealing costs most of a request's CPU, so verified cookie values are kept
- * in a bounded LRU map from the exact cookie string to what it unsealed to. An
- * entry is used only until the seal's own expiry, so the cache never extends
- * a seal's validity, and it belongs to one codec, i.e. to one key list.
+ * Verified cookie values are kept in a bounded LRU map from the exact cookie
+ * string to what it unsealed to. An entry is used only until the seal's own
+ * expiry, so the cache never extends a seal's validity, and it belongs to
+ * one codec, i.e. to one key list.
  */
-import { defaults, type password, seal, unseal } from 'iron-webcrypto';
 import { SessionOptionsError } from './errors.ts';
+import { isSessionId } from './ids.ts';
+import { type IronKey, ironKey, openIron, sealIron } from './iron.ts';
 import { deriveKeyPair, type KeyPair } from './keys.ts';
-import { isSessionId } from './session.ts';
 
 /** Why a cookie value did not unseal. Every case yields a fresh session. */
 export type UnsealFailure =
@@ -56,8 +56,8 @@ const maxCookieValueLength = 4096;
 export class CookieCodec {
   /** Each configured pair's id, in the configured order (the first seals). */
   readonly keyPairIds: readonly string[];
-  readonly #passwords: Record<string, password.Specific>;
-  readonly #sealingPassword: password.Specific;
+  readonly #keys = new Map<string, IronKey>();
+  readonly #sealingKey: IronKey;
   readonly #cache = new Map<string, CacheEntry>();
   readonly #cacheSize: number;
   /** Moves to the end of the cache's order so far (insertions and refreshes). */
@@ -77,7 +77,6 @@ export class CookieCodec {
     if (!Number.isInteger(cacheSize) || cacheSize < 0) {
       throw new SessionOptionsError('unsealCacheSize must be a whole number >= 0');
     }
-    this.#passwords = {};
     const ids: string[] = [];
     const integrityKeys = new Set<string>();
     const encryptionKeys = new Set<string>();
@@ -85,7 +84,7 @@ export class CookieCodec {
       const keys = deriveKeyPair(pair, `keyPairs[${index}]`);
       integrityKeys.add(Buffer.from(keys.integrity).toString('hex'));
       encryptionKeys.add(Buffer.from(keys.encryption).toString('hex'));
-      this.#passwords[keys.id] ??= { id: keys.id, integrity: keys.integrity, encryption: keys.encryption };
+      if (!this.#keys.has(keys.id)) this.#keys.set(keys.id, ironKey(keys.id, keys.encryption, keys.integrity));
       ids.push(keys.id);
     }
     this.keyPairIds = Object.freeze(ids);
@@ -97,7 +96,7 @@ export class CookieCodec {
         throw new SessionOptionsError('keyPairs: a key is the authentication key of one pair and the encryption key of another');
       }
     }
-    this.#sealingPassword = Object.values(this.#passwords)[0] as password.Specific;
+    this.#sealingKey = this.#keys.values().next().value as IronKey;
     this.#cacheSize = cacheSize;
   }
 
@@ -105,18 +104,15 @@ export class CookieCodec {
    * Seals `id` for the cookie `name` with the first key pair; the seal
    * expires after `ttlMs` (at least 1 ms).
    */
-  async seal(name: string, id: string, ttlMs: number): Promise<string> {
-    return seal({ n: name, i: id }, this.#sealingPassword, {
-      ...defaults,
-      ttl: Math.max(1, Math.ceil(ttlMs)),
-    });
+  seal(name: string, id: string, ttlMs: number): string {
+    return sealIron(JSON.stringify({ n: name, i: id }), this.#sealingKey, ttlMs);
   }
 
   /**
-   * Unseals a cookie value read under the cookie `name`. Never rejects: a
+   * Unseals a cookie value read under the cookie `name`. Never throws: a
    * value that does not unseal gives `{ ok: false, reason }`.
    */
-  async unseal(name: string, value: string): Promise<Unsealed> {
+  unseal(name: string, value: string): Unsealed {
     const cached = this.#cache.get(value);
     if (cached !== undefined) {
       if (Date.now() < cached.sealExpiresAt) {
@@ -134,27 +130,19 @@ export class CookieCodec {
     }
     if (value.length > maxCookieValueLength) return { ok: false, reason: 'oversized' };
 
+    const opened = openIron(value, this.#keys);
+    if (!opened.ok) return { ok: false, reason: opened.reason };
     let payload: unknown;
     try {
-      payload = await unseal(value, this.#passwords, defaults);
-    } catch (error) {
-      return { ok: false, reason: failureReason(error) };
+      payload = JSON.parse(opened.payload);
+    } catch {
+      return { ok: false, reason: 'malformed' };
     }
     if (!isPayload(payload)) return { ok: false, reason: 'malformed' };
-
-    // iron has verified the token, so its fields can be trusted now, except
-    // two that its MAC does not cover: the HMAC salt (ignored for the byte
-    // keys this codec always uses) and the unused low bits of the HMAC's last
-    // base64url character. Only the canonical form this codec writes is
-    // accepted, so no altered token is.
-    const [, passwordId = '', , , , expiration = '', hmacSalt = '', hmac = ''] = value.split('*');
-    if (hmacSalt !== '' || Buffer.from(hmac, 'base64url').toString('base64url') !== hmac) {
-      return { ok: false, reason: 'tampered' };
-    }
     const entry: CacheEntry = {
       name: payload.n,
-      opened: Object.freeze({ ok: true, id: payload.i, keyPairId: passwordId, sealedWithCurrentKey: passwordId === this.#sealingPassword.id }),
-      sealExpiresAt: expiration === '' ? Number.POSITIVE_INFINITY : Number(expiration),
+      opened: Object.freeze({ ok: true, id: payload.i, keyPairId: opened.keyId, sealedWithCurrentKey: opened.keyId === this.#sealingKey.id }),
+      sealExpiresAt: opened.expiration,
       touched: ++this.#moves,
     };
     this.#remember(value, entry);
@@ -181,12 +169,4 @@ function isPayload(payload: unknown): payload is { n: string; i: string } {
   if (payload === null || typeof payload !== 'object') return false;
   const { n, i } = payload as Record<string, unknown>;
   return typeof n === 'string' && isSessionId(i);
-}
-
-function failureReason(error: unknown): UnsealFailure {
-  const message = error instanceof Error ? error.message : '';
-  if (message === 'Expired seal') return 'expired';
-  if (message.startsWith('Cannot find password')) return 'unknown-key';
-  if (message === 'Bad hmac value') return 'tampered';
-  return 'malformed';
 }

@@ -2,10 +2,10 @@
  * Key pairs -> the two 32-byte keys iron uses for each pair, and the pair's
  * id written into every token.
  *
- * iron-webcrypto imports a Uint8Array password raw as the AES-256 key and as
- * the HMAC key, so only 32-byte keys work as given, and a pair without an
- * `encryption` key would use one key for both algorithms. Everything else is
- * derived here, with the platform's crypto:
+ * iron uses a byte password raw as the AES-256 key and as the HMAC key
+ * (iron.ts, iron-webcrypto, @hapi/iron alike), so only 32-byte keys work as
+ * given, and a pair without an `encryption` key would use one key for both
+ * algorithms. Everything else is derived here, with the platform's crypto:
  * - two distinct 32-byte Uint8Arrays: used as given (any iron implementation
  *   holding the same two keys reads the cookies);
  * - any other byte key (one key for both, or longer than 32 bytes): HKDF-SHA256

@@ -46,7 +46,7 @@ export class SessionLoader {
       this.#config.telemetry.cookieRejected(reason);
       return failed(session, reason);
     };
-    const unsealed = await this.#config.codec.unseal(name, value);
+    const unsealed = this.#config.codec.unseal(name, value);
     if (!unsealed.ok) return rejected(unsealed.reason);
     const found = await this.#config.withTimeout('find', (signal) => this.#config.backend.find(unsealed.id, signal));
     if (found === undefined) return rejected('not-found');

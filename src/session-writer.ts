@@ -30,7 +30,8 @@ import { SessionStoreError, SessionValuesError } from './errors.ts';
 import { expiryAt, lifetimeKey, lifetimeOf, ownLifetime, refreshDue } from './lifetime.ts';
 import type { SessionOptions } from './options.ts';
 import { type Owner, ownerOf } from './owner.ts';
-import { newSessionId, type SaveOutcome, type Session, sessionState } from './session.ts';
+import { newSessionId } from './ids.ts';
+import { type SaveOutcome, type Session, sessionState } from './session.ts';
 import type { Telemetry } from './telemetry.ts';
 import type { SessionValues, Storable } from './values.ts';
 
@@ -162,7 +163,7 @@ export class SessionWriter<V extends Storable<V>> {
     const now = Date.now();
     const createdAt = new Date(now);
     const expiresAt = expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs);
-    const cookie = await this.#sealedCookie(session, id, expiresAt);
+    const cookie = this.#sealedCookie(session, id, expiresAt);
     const record = { content: plan.content, owner: plan.owner, epoch: 1, lifetime: plan.own, createdAt, expiresAt, device };
     await this.#config.withTimeout('insert', (signal) => this.#config.backend.insert(id, record, signal));
     this.#config.telemetry.sessionCreated();
@@ -189,7 +190,7 @@ export class SessionWriter<V extends Storable<V>> {
     if (!(expiresAt.getTime() > now)) return this.#expireNow(target, session);
     const device = deviceFieldsFor(request, this.#config.describeDevice);
     const id = newSessionId();
-    const cookie = await this.#sealedCookie(session, id, expiresAt);
+    const cookie = this.#sealedCookie(session, id, expiresAt);
     // A new record never starts in tenure 0 (a record from before tenures), whose guard is "no tenure stored".
     const epoch = plan.ownerChanged ? state.epoch + 1 : Math.max(state.epoch, 1);
     const lifetime = plan.lifetimeChanged ? plan.own : state.ownLifetime;
@@ -230,7 +231,7 @@ export class SessionWriter<V extends Storable<V>> {
     const contentChanged = !isEmptyDelta(plan.delta);
     if (!contentChanged && !plan.ownerChanged && !cookieNeeded) return 'unchanged';
     const expiresAt = refresh ? wantedExpiry : storedExpiry;
-    const cookie = cookieNeeded ? await this.#sealedCookie(session, session.id, expiresAt) : undefined;
+    const cookie = cookieNeeded ? this.#sealedCookie(session, session.id, expiresAt) : undefined;
     // A record of an earlier version is converted by the first write of its
     // content (guarded: only while it is unconverted), which gives it a
     // handle if it was from before handles.
@@ -301,8 +302,8 @@ export class SessionWriter<V extends Storable<V>> {
    * before any write, so a save that fails here has written nothing. The
    * seal ends with the record.
    */
-  async #sealedCookie(session: Session<V>, id: string, expiresAt: Date): Promise<string> {
-    const sealed = await this.#config.codec.seal(session.name, id, expiresAt.getTime() - Date.now());
+  #sealedCookie(session: Session<V>, id: string, expiresAt: Date): string {
+    const sealed = this.#config.codec.seal(session.name, id, expiresAt.getTime() - Date.now());
     return sessionCookie(session.name, sealed, session.options, expiresAt);
   }
 }

@@ -2,7 +2,6 @@
  * A session: its values, its pending flashes, its cookie options, and the
  * bookkeeping the store needs to decide what `save` must write.
  */
-import { randomBytes } from 'node:crypto';
 import type { UnsealFailure } from './codec.ts';
 import type { Lifetime, SessionContent } from './backend.ts';
 import { newFlashField, type PendingFlash } from './content.ts';
@@ -209,16 +208,4 @@ export class Session<V extends Storable<V> = SessionValues> {
   destroy(): void {
     this.options.maxAge = 0;
   }
-}
-
-/** A new session id: 256 bits from the CSPRNG, base64url (43 characters). */
-export function newSessionId(): string {
-  return randomBytes(32).toString('base64url');
-}
-
-const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/;
-
-/** Whether `id` has the shape of an id {@link newSessionId} makes (so it is a plain string, never an operator). */
-export function isSessionId(id: unknown): id is string {
-  return typeof id === 'string' && sessionIdPattern.test(id);
 }

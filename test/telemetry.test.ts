@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SessionStoreConfig, SessionOptionsError, SessionStoreError } from '../src/index.ts';
 import { CookieCodec } from '../src/codec.ts';
 import { instrumentBackend } from '../src/instrumented-backend.ts';
-import { newSessionId } from '../src/session.ts';
+import { newSessionId } from '../src/ids.ts';
 import { SessionStore } from '../src/session-store.ts';
 import { Telemetry } from '../src/telemetry.ts';
 import { MemoryBackend } from '../bench/memory-backend.ts';
@@ -132,12 +132,12 @@ describe.each(backends)('telemetry on $name', (backend: Backend) => {
   it('counts cookies that gave a fresh session, by reason', async () => {
     const { store, otel } = await makeStore();
     const { cookie } = await signIn(store, 'alice');
-    const stranger = await new CookieCodec([{ authentication: randomKey() }], 0).seal('sid', newSessionId(), 60_000);
+    const stranger = new CookieCodec([{ authentication: randomKey() }], 0).seal('sid', newSessionId(), 60_000);
     const cookies: Record<string, string> = {
       malformed: 'not-a-token',
       tampered: `${cookie.slice(0, -3)}${cookie.endsWith('AAA') ? 'BBB' : 'AAA'}`,
       'unknown-key': stranger,
-      'not-found': await new CookieCodec([newPair], 0).seal('sid', newSessionId(), 60_000),
+      'not-found': new CookieCodec([newPair], 0).seal('sid', newSessionId(), 60_000),
     };
     for (const [reason, value] of Object.entries(cookies)) {
       expect((await store.get(requestWith({ sid: value }), 'sid')).error).toBe(reason);

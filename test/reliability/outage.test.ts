@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoDBStore, MongoStore, type SessionStoreConfig, SessionStoreError, type TokenStoreConfig } from '../../src/index.ts';
 import { CookieCodec } from '../../src/codec.ts';
 import { PostgresSessionStore, PostgresStore } from '../../src/postgres/index.ts';
-import { newSessionId } from '../../src/session.ts';
+import { newSessionId } from '../../src/ids.ts';
 import { type FerretDBServer, startFerretDB } from '../../servers/mongo.ts';
 import { onlyCookie, randomKey, requestWith } from '../support/http.ts';
 
@@ -205,7 +205,7 @@ describe.each([
   it('get and save reject with SessionStoreError after timeoutMs, not after the driver\'s 30 s', async () => {
     const bounded = connection.store({ keyPairs, timeoutMs: 300 });
     // get with a cookie that unseals, so it must ask the database.
-    const cookie = await new CookieCodec(keyPairs, 0).seal('sid', newSessionId(), 60_000);
+    const cookie = new CookieCodec(keyPairs, 0).seal('sid', newSessionId(), 60_000);
     const getError: unknown = await bounded.get(requestWith({ sid: cookie }), 'sid').catch((error: unknown) => error);
     // save of a new session: an insert.
     const req = requestWith();

@@ -1,0 +1,17 @@
+/**
+ * Session ids: how they are made and what shape one must have before it
+ * reaches a database (so it is a plain string, never an operator).
+ */
+import { randomBytes } from 'node:crypto';
+
+/** A new session id: 256 bits from the CSPRNG, base64url (43 characters). */
+export function newSessionId(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/;
+
+/** Whether `id` has the shape of an id {@link newSessionId} makes (so it is a plain string, never an operator). */
+export function isSessionId(id: unknown): id is string {
+  return typeof id === 'string' && sessionIdPattern.test(id);
+}
