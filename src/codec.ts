@@ -132,6 +132,9 @@ export class CookieCodec {
 
     const opened = openIron(value, this.#keys);
     if (!opened.ok) return { ok: false, reason: opened.reason };
+    // This codec always writes an expiration; a token without one (iron's
+    // ttl 0, sealed elsewhere with the same keys) would never expire.
+    if (!Number.isFinite(opened.expiration)) return { ok: false, reason: 'malformed' };
     let payload: unknown;
     try {
       payload = JSON.parse(opened.payload);

@@ -34,7 +34,11 @@ const ivBytes = 16;
 const keyBytes = 32;
 const keyIdPattern = /^\w+$/;
 const expirationPattern = /^[1-9]\d*$/;
-const base64urlPattern = /^[A-Za-z0-9_-]*$/;
+/** Every character a token can hold: checked first, so the MAC never runs over more than its length in bytes. */
+const tokenPattern = /^[A-Za-z0-9_.*-]+$/;
+/** base64url lengths (no padding) of the 16-byte IV and the 32-byte HMAC. */
+const ivLength = 22;
+const macLength = 43;
 
 /**
  * A key pair as KeyObjects, made once.
@@ -46,12 +50,18 @@ export function ironKey(id: string, encryption: Uint8Array, integrity: Uint8Arra
   return { id, encryption: createSecretKey(encryption), integrity: createSecretKey(integrity) };
 }
 
-/** Seals `payload` (text, e.g. JSON) under `key`; the token expires `ttlMs` after `now` (at least 1 ms). */
+/**
+ * Seals `payload` (text, e.g. JSON) under `key`; the token expires `ttlMs`
+ * after `now` (at least 1 ms).
+ * @throws RangeError when that expiration is not a safe integer (a NaN or
+ * infinite lifetime): no token that could never open is written.
+ */
 export function sealIron(payload: string, key: IronKey, ttlMs: number, now = Date.now()): string {
+  const expiration = now + Math.max(1, Math.ceil(ttlMs));
+  if (!Number.isSafeInteger(expiration)) throw new RangeError('an iron token needs a finite lifetime');
   const iv = randomBytes(ivBytes);
   const cipher = createCipheriv('aes-256-cbc', key.encryption, iv);
   const encrypted = Buffer.concat([cipher.update(payload, 'utf8'), cipher.final()]);
-  const expiration = now + Math.max(1, Math.ceil(ttlMs));
   const macBase = `${prefix}*${key.id}**${iv.toString('base64url')}*${encrypted.toString('base64url')}*${expiration}`;
   return `${macBase}**${mac(key, macBase)}`;
 }
@@ -62,10 +72,15 @@ export function sealIron(payload: string, key: IronKey, ttlMs: number, now = Dat
  * (iron's 60 s of clock skew allowed). Never throws.
  */
 export function openIron(token: string, keys: ReadonlyMap<string, IronKey>, now = Date.now()): IronOpened {
+  // Public shape first (no secret involved): the characters, the parts, the
+  // lengths of the IV and the MAC.
+  if (typeof token !== 'string' || !tokenPattern.test(token)) return { ok: false, reason: 'malformed' };
   const parts = token.split('*');
   if (parts.length !== 8) return { ok: false, reason: 'malformed' };
   const [tokenPrefix, keyId = '', encryptionSalt = '', ivText = '', encryptedText = '', expirationText = '', hmacSalt = '', hmac = ''] = parts;
-  if (tokenPrefix !== prefix || !keyIdPattern.test(keyId)) return { ok: false, reason: 'malformed' };
+  if (tokenPrefix !== prefix || !keyIdPattern.test(keyId) || ivText.length !== ivLength || hmac.length !== macLength) {
+    return { ok: false, reason: 'malformed' };
+  }
   if (expirationText !== '' && !expirationPattern.test(expirationText)) return { ok: false, reason: 'malformed' };
   const key = keys.get(keyId);
   if (key === undefined) return { ok: false, reason: 'unknown-key' };
@@ -75,7 +90,6 @@ export function openIron(token: string, keys: ReadonlyMap<string, IronKey>, now 
   if (hmacSalt !== '' || !sameText(hmac, mac(key, macBase))) return { ok: false, reason: 'tampered' };
   const expiration = expirationText === '' ? Number.POSITIVE_INFINITY : Number(expirationText);
   if (expiration <= now - timestampSkewMs) return { ok: false, reason: 'expired' };
-  if (!base64urlPattern.test(ivText) || !base64urlPattern.test(encryptedText)) return { ok: false, reason: 'malformed' };
   const iv = Buffer.from(ivText, 'base64url');
   if (iv.byteLength !== ivBytes) return { ok: false, reason: 'malformed' };
   try {

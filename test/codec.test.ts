@@ -111,6 +111,17 @@ describe('CookieCodec', () => {
     expect((codec.unseal('sid', sealed)).ok).toBe(true);
   });
 
+  it('binds a token to its cookie name without the cache, and refuses a token that never expires', async () => {
+    const codec = new CookieCodec([key], 0);
+    const sealed = codec.seal('sid', id, 60_000);
+    expect(codec.unseal('other', sealed)).toEqual({ ok: false, reason: 'wrong-name' });
+    expect(codec.unseal('sid', sealed).ok).toBe(true);
+    const password = { id: sealed.split('*')[1] as string, integrity: key.authentication, encryption: key.encryption };
+    const forever = await iron.seal({ n: 'sid', i: id }, password, { ...iron.defaults, ttl: 0 });
+    expect(forever.split('*')[5]).toBe('');
+    expect(codec.unseal('sid', forever)).toEqual({ ok: false, reason: 'malformed' });
+  });
+
   it('refuses a well-sealed payload that is not a session id', async () => {
     const codec = new CookieCodec([key], 10);
     const passwordId = (codec.seal('sid', id, 1000)).split('*')[1] as string;

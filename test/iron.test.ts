@@ -91,8 +91,18 @@ describe('iron tokens on node:crypto', () => {
     const parts = token.split('*');
     const past = [...parts.slice(0, 5), '1000', ...parts.slice(6)].join('*');
     expect(openIron(past, keys)).toEqual({ ok: false, reason: 'tampered' });
-    const garbage = [...parts.slice(0, 4), '!!!', ...parts.slice(5)].join('*');
-    expect(openIron(garbage, keys)).toEqual({ ok: false, reason: 'tampered' });
+    const otherCiphertext = [...parts.slice(0, 4), 'AAAA', ...parts.slice(5)].join('*');
+    expect(openIron(otherCiphertext, keys)).toEqual({ ok: false, reason: 'tampered' });
+    // The public shape is checked first: characters, parts, IV and MAC lengths.
+    const mac = parts[7] as string;
+    for (const shape of [mac.slice(0, 42), '', `${mac}A`, `${mac.slice(0, 42)}=`]) {
+      expect(openIron([...parts.slice(0, 7), shape].join('*'), keys)).toEqual({ ok: false, reason: 'malformed' });
+    }
+    for (const odd of [`${token}\u00e9`, token.replace('*', '%2A'), ` ${token}`, [...parts.slice(0, 4), '!!!', ...parts.slice(5)].join('*')]) {
+      expect(openIron(odd, keys)).toEqual({ ok: false, reason: 'malformed' });
+    }
+    expect(openIron(42 as unknown as string, keys)).toEqual({ ok: false, reason: 'malformed' });
+    expect(() => sealIron('{}', keys.get('k1') as ReturnType<typeof ironKey>, Number.NaN)).toThrow(RangeError);
     expect(openIron(token, new Map())).toEqual({ ok: false, reason: 'unknown-key' });
     expect(openIron('Fe26.2*k1*a', keys)).toEqual({ ok: false, reason: 'malformed' });
     // Expired: past its expiration and iron's 60 s of skew.
