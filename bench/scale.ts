@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Binary, type Document, MongoClient } from 'mongodb';
+import { type Document, MongoClient } from 'mongodb';
 import pg from 'pg';
 import { resolveMongoServer } from '../servers/mongo.ts';
 import { resolvePostgresServer } from '../servers/postgres.ts';
@@ -114,11 +114,11 @@ async function postgres(rows: Row[], pool: pg.Pool, sessions: number): Promise<v
   for (let from = 1; from <= sessions; from += 1_000_000) {
     const to = Math.min(sessions, from + 999_999);
     await pool.query(
-      `INSERT INTO ${table} (token, data, expiry, "user", provider, created_at, updated_at, version, handle)
-       SELECT md5(i::text) || md5((i + 7)::text), convert_to('{"visits":1}', 'UTF8'),
+      `INSERT INTO ${table} (token, data, entries, flashes, epoch, expiry, "user", provider, created_at, updated_at, handle)
+       SELECT md5(i::text) || md5((i + 7)::text), '\\x'::bytea, '{"kdmlzaXRz": "1"}'::jsonb, '{}'::jsonb, 1,
               CASE WHEN i % 10 = 0 THEN now() - interval '1 hour' ELSE now() + interval '1 day' END,
               CASE WHEN i % 3 = 0 THEN 'u' || i END, CASE WHEN i % 3 = 0 THEN (ARRAY['password', 'github', 'google'])[i % 3 + 1] END,
-              now(), now(), 1, substr(md5(i::text), 1, 22)
+              now(), now(), substr(md5(i::text), 1, 22)
        FROM generate_series($1::bigint, $2::bigint) AS i`,
       [from, to],
     );
@@ -191,12 +191,14 @@ async function mongo(rows: Row[], client: MongoClient, uri: string, sessions: nu
     for (let i = from; i < Math.min(sessions, from + 5000); i++) {
       batch.push({
         _id: randomBytes(32).toString('base64url'),
-        data: new Binary(Buffer.from('{"visits":1}')),
+        // { visits: 1 } as the store writes it (content.ts: field 'k' + base64url('visits')).
+        values: { kdmlzaXRz: '1' },
+        flashes: {},
+        epoch: 1,
         expiresAt: new Date(i % 10 === 0 ? now - 3_600_000 : now + 86_400_000),
         ...(i % 3 === 0 ? { user: `u${i}`, provider: ['password', 'github', 'google'][i % 3] } : {}),
         createdAt: new Date(now),
         updatedAt: new Date(now),
-        version: 1,
         handle: randomBytes(16).toString('base64url').slice(0, 22),
       });
     }
