@@ -188,39 +188,69 @@ export const contenders: Record<string, Contender> = {
   },
 
   floor: {
-    label: 'floor (bare driver calls)',
+    label: 'floor (bare _id commands)',
     baseline: 'bare-hono',
     scenarios: all,
-    build: async ({ db }) => {
+    build: ({ db }) => {
+      // What a server-side session cannot do without, and nothing more: a
+      // random id, an insert, reads and updates by `_id` alone (the one
+      // filter every MongoDB-compatible server resolves through its `_id`
+      // index, FerretDB 1.x included), the expiry checked here; no crypto.
       interface Doc {
         _id: string;
         visits: number;
         expiresAt: Date;
       }
       const docs = db.collection<Doc>('floor_sessions');
-      await docs.createIndex({ expiresAt: 1 });
       const app = new Hono();
-      const live = (id: string) => docs.findOne({ _id: id, expiresAt: { $gt: new Date() } });
-      const write = (id: string, visits: number) =>
-        docs.updateOne(
-          { _id: id },
-          { $set: { visits, expiresAt: new Date(Date.now() + month * 1000) } },
-          { upsert: true },
-        );
+      const live = async (id: string) => {
+        const doc = await docs.findOne({ _id: id });
+        return doc !== null && doc.expiresAt.getTime() > Date.now() ? doc : undefined;
+      };
+      const expiresAt = () => new Date(Date.now() + month * 1000);
       app.get('/new', async (c) => {
         const id = randomBytes(32).toString('base64url');
-        await write(id, 1);
+        await docs.insertOne({ _id: id, visits: 1, expiresAt: expiresAt() });
         setCookie(c, 'sid', id, { httpOnly: true, secure: true, sameSite: 'Lax', maxAge: month });
         return c.text('1');
       });
-      app.get('/read', async (c) => {
-        const doc = await live(getCookie(c, 'sid') ?? '');
-        return c.text(String(doc?.visits));
-      });
+      app.get('/read', async (c) => c.text(String((await live(getCookie(c, 'sid') ?? ''))?.visits)));
       app.get('/incr', async (c) => {
         const id = getCookie(c, 'sid') ?? '';
         const visits = ((await live(id))?.visits ?? 0) + 1;
-        await write(id, visits);
+        await docs.updateOne({ _id: id }, { $set: { visits, expiresAt: expiresAt() } });
+        return c.text(String(visits));
+      });
+      return { kind: 'fetch', fetch: app.fetch };
+    },
+  },
+
+  'floor-postgres': {
+    label: 'floor (bare primary-key SQL)',
+    baseline: 'bare-hono',
+    scenarios: all,
+    usesPostgres: true,
+    build: async ({ pool }) => {
+      if (!pool) throw new Error('floor-postgres needs a PostgreSQL pool');
+      // The same as the MongoDB floor, by primary key (in the run's own schema).
+      await pool.query('CREATE TABLE IF NOT EXISTS floor_sessions (id text PRIMARY KEY, visits integer NOT NULL, expires_at timestamptz NOT NULL)');
+      const app = new Hono();
+      const live = async (id: string) =>
+        (await pool.query<{ visits: number; expires_at: Date }>('SELECT visits, expires_at FROM floor_sessions WHERE id = $1', [id])).rows.find(
+          (row) => row.expires_at.getTime() > Date.now(),
+        );
+      const expiresAt = () => new Date(Date.now() + month * 1000);
+      app.get('/new', async (c) => {
+        const id = randomBytes(32).toString('base64url');
+        await pool.query('INSERT INTO floor_sessions (id, visits, expires_at) VALUES ($1, $2, $3)', [id, 1, expiresAt()]);
+        setCookie(c, 'sid', id, { httpOnly: true, secure: true, sameSite: 'Lax', maxAge: month });
+        return c.text('1');
+      });
+      app.get('/read', async (c) => c.text(String((await live(getCookie(c, 'sid') ?? ''))?.visits)));
+      app.get('/incr', async (c) => {
+        const id = getCookie(c, 'sid') ?? '';
+        const visits = ((await live(id))?.visits ?? 0) + 1;
+        await pool.query('UPDATE floor_sessions SET visits = $2, expires_at = $3 WHERE id = $1', [id, visits, expiresAt()]);
         return c.text(String(visits));
       });
       return { kind: 'fetch', fetch: app.fetch };

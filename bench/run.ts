@@ -9,11 +9,15 @@
  * Results: a table on stdout, bench/results/latest.json and bench/results/latest.md.
  *
  * Environment: BENCH_REQUESTS (per measurement, default 1000),
- * BENCH_SESSIONS (documents for scenarios 4-6, default 100000),
- * BENCH_CONTENDERS (comma-separated subset), BENCH_PARALLEL_RUNS (runs of
- * scenario 7, default 5), BENCH_OUT (results folder,
- * default bench/results), MONGODB_URI and PG_URI as for
- * the tests.
+ * BENCH_COOKIE_POOL (sessions each contender creates for the returning
+ * scenarios, default 256), BENCH_SESSIONS (documents for scenarios 4-6,
+ * default 100000), BENCH_CONTENDERS (comma-separated subset),
+ * BENCH_PARALLEL_RUNS (runs of scenario 7, default 5; BENCH_PARALLEL_PG and
+ * BENCH_PARALLEL_MONGO as for bench/parallel-writers.ts), BENCH_OUT (results
+ * folder, default bench/results), MONGODB_URI and PG_URI as for the tests.
+ *
+ *   BENCH_REQUESTS=50 BENCH_COOKIE_POOL=16 BENCH_SESSIONS=1000 BENCH_PARALLEL_RUNS=1 \
+ *   BENCH_PARALLEL_PG=20 BENCH_PARALLEL_MONGO=10 BENCH_OUT=/tmp/x npm run bench      (CI's smoke run)
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -36,7 +40,7 @@ import { benchParallelWriters, type ParallelRow, renderParallel } from './parall
 const requests = Number(process.env.BENCH_REQUESTS ?? 1000);
 const documents = Number(process.env.BENCH_SESSIONS ?? 100_000);
 const concurrencies = [1, 32] as const;
-const cookiePool = 256;
+const cookiePool = Number(process.env.BENCH_COOKIE_POOL ?? 256);
 const selected = process.env.BENCH_CONTENDERS?.split(',').filter(Boolean) ?? Object.keys(contenders);
 const scenarioNames: Record<HttpScenario, string> = {
   new: '1 new visitor',
@@ -90,6 +94,8 @@ try {
     postgresUri: postgres.uri,
     postgresDescription: postgres.description,
     runs: Number(process.env.BENCH_PARALLEL_RUNS ?? 5),
+    pgWriters: writerCounts(process.env.BENCH_PARALLEL_PG, [100, 400]),
+    mongoWriters: writerCounts(process.env.BENCH_PARALLEL_MONGO, [100]),
   });
   const report = render(httpRows, dbRows, parallelRows);
   console.log(report);
@@ -125,7 +131,7 @@ async function benchHttp(name: string): Promise<HttpRow[]> {
     if (contender.baseline !== null && pool.length < cookiePool) {
       throw new Error(`${name}: /new set ${pool.length} cookies for ${cookiePool} requests`);
     }
-    // Returning visitors first, on the 256 pooled sessions alone, so that
+    // Returning visitors first, on the pooled sessions alone, so that
     // every contender's reads and updates see the same small collection.
     const order: HttpScenario[] = ['read', 'incr', 'new'];
     for (const scenario of order.filter((s) => contender.scenarios.includes(s))) {
@@ -358,6 +364,11 @@ async function connectMongoCount(client: MongoClient, db: Db, count: number): Pr
     new Promise((resolve, reject) => store.length((error, length) => (error ? reject(error as Error) : resolve(length ?? 0))));
 }
 
+/** A comma-separated list of writer counts from the environment, or the default. */
+function writerCounts(value: string | undefined, fallback: number[]): number[] {
+  return value === undefined ? fallback : value.split(',').filter(Boolean).map(Number);
+}
+
 function readyPort(child: ChildProcess): Promise<number> {
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', (line) => {
@@ -410,15 +421,19 @@ function render(http: HttpRow[], db: DbRow[], parallel: ParallelRow[]): string {
   return lines.join('\n');
 }
 
-/** mongostore's session cost and throughput against the floor and each peer. */
+/** mongostore's session cost and throughput against the floor of its own database and each peer. */
 function ratios(http: HttpRow[], scenario: HttpScenario, concurrency: number): string[] {
   const row = (name: string) => http.find((r) => r.contender === name && r.scenario === scenario && r.concurrency === concurrency);
   const out: string[] = [];
-  for (const ours of ['mongostore-hono', 'mongostore-plain', 'postgres-hono']) {
+  for (const [ours, floor] of [
+    ['mongostore-hono', 'floor'],
+    ['mongostore-plain', 'floor'],
+    ['postgres-hono', 'floor-postgres'],
+  ] as const) {
     const mine = row(ours);
     if (!mine?.sessionCpuMicrosPerRequest) continue;
     const parts: string[] = [];
-    for (const other of ['floor', 'express-session', 'hono-sessions']) {
+    for (const other of [floor, 'express-session', 'hono-sessions']) {
       const theirs = row(other);
       if (!theirs?.sessionCpuMicrosPerRequest) continue;
       parts.push(

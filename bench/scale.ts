@@ -5,7 +5,9 @@
  * expired: a returning visitor's `get`, `expireSessions` of a 10-session
  * user, `listSessions` of that user, `getActiveSessionsCount`, the
  * live-session gauge's grouped count, and one `startAutoClean` tick (which
- * deletes every expired session in batches). Each with its median and the
+ * deletes every expired session in batches; before each run after the first,
+ * the expired sessions are seeded again, untimed, and on PostgreSQL the table
+ * vacuumed, so every run starts from the same table). Each with its median and the
  * server's plan of every statement or command it sent (PostgreSQL `EXPLAIN`,
  * MongoDB `explain`), saved with the results. On the MongoDB side it also
  * times the read filter the store used before 0.2 (`{ _id, expiresAt: { $gt } }`)
@@ -110,20 +112,25 @@ async function postgres(rows: Row[], pool: pg.Pool, sessions: number): Promise<v
   const store = new PostgresSessionStore<{ user?: string; provider?: string; visits?: number }>(pool, { keyPairs, table, telemetry: false });
   await store.init();
   const seeded = performance.now();
-  // Filler in one statement per million: 10% expired, a few providers, no owner for most.
-  for (let from = 1; from <= sessions; from += 1_000_000) {
-    const to = Math.min(sessions, from + 999_999);
-    await pool.query(
-      `INSERT INTO ${table} (token, data, entries, flashes, epoch, expiry, "user", provider, created_at, updated_at, handle)
-       SELECT md5(i::text) || md5((i + 7)::text), '\\x'::bytea, '{"kdmlzaXRz": "1"}'::jsonb, '{}'::jsonb, 1,
-              CASE WHEN i % 10 = 0 THEN now() - interval '1 hour' ELSE now() + interval '1 day' END,
-              CASE WHEN i % 3 = 0 THEN 'u' || i END, CASE WHEN i % 3 = 0 THEN (ARRAY['password', 'github', 'google'])[i % 3 + 1] END,
-              now(), now(), substr(md5(i::text), 1, 22)
-       FROM generate_series($1::bigint, $2::bigint) AS i`,
-      [from, to],
-    );
-  }
-  await pool.query(`VACUUM ANALYZE ${table}`);
+  // Filler in one statement per million: 10% expired (every tenth row), a
+  // few providers, no owner for most. `expiredOnly`: the expired tenth
+  // alone, the same rows again (after a cleanup tick deleted them).
+  const seed = async (expiredOnly: boolean) => {
+    for (let from = 1; from <= sessions; from += 1_000_000) {
+      const to = Math.min(sessions, from + 999_999);
+      await pool.query(
+        `INSERT INTO ${table} (token, data, entries, flashes, epoch, expiry, "user", provider, created_at, updated_at, handle)
+         SELECT md5(i::text) || md5((i + 7)::text), '\\x'::bytea, '{"kdmlzaXRz": "1"}'::jsonb, '{}'::jsonb, 1,
+                CASE WHEN i % 10 = 0 THEN now() - interval '1 hour' ELSE now() + interval '1 day' END,
+                CASE WHEN i % 3 = 0 THEN 'u' || i END, CASE WHEN i % 3 = 0 THEN (ARRAY['password', 'github', 'google'])[i % 3 + 1] END,
+                now(), now(), substr(md5(i::text), 1, 22)
+         FROM generate_series($1::bigint, $2::bigint) AS i${expiredOnly ? ' WHERE i % 10 = 0' : ''}`,
+        [from, to],
+      );
+    }
+    await pool.query(`VACUUM ANALYZE ${table}`);
+  };
+  await seed(false);
   console.error(`scale: PostgreSQL ${sessions} seeded in ${((performance.now() - seeded) / 1000).toFixed(0)} s`);
 
   const statements: { text: string; values: unknown[] }[] = [];
@@ -165,9 +172,18 @@ async function postgres(rows: Row[], pool: pg.Pool, sessions: number): Promise<v
   await measure(rows, base, 'getActiveSessionsCount', runs, () => store.getActiveSessionsCount(), capture);
   const tableBackend = new SessionTable(pool, table, { hashIds: false, indexOwners: true });
   await tableBackend.ensureSchema(); // its catalog read is not the tick's
-  await measure(rows, base, 'cleanup tick (every expired session, batches of 1,000)', 1, () => cleanupTick(tableBackend), capture);
+  await measure(rows, base, 'cleanup tick (every expired session, batches of 1,000)', runs, () => cleanupTick(tableBackend), capture, afterTheFirst(() => seed(true)));
   await pool.query(`DROP TABLE ${table}`);
   pool.query = query as typeof pool.query;
+}
+
+/** `action` before every run but the first (which finds the table as seeded). */
+function afterTheFirst(action: () => Promise<unknown>): () => Promise<unknown> {
+  let first = true;
+  return async () => {
+    if (first) first = false;
+    else await action();
+  };
 }
 
 /**
@@ -185,25 +201,31 @@ async function mongo(rows: Row[], client: MongoClient, uri: string, sessions: nu
   await store.init();
   const docs = db.collection<{ _id: string } & Document>('sessions');
   const seeded = performance.now();
-  const now = Date.now();
-  for (let from = 0; from < sessions; from += 5000) {
-    const batch = [];
-    for (let i = from; i < Math.min(sessions, from + 5000); i++) {
-      batch.push({
-        _id: randomBytes(32).toString('base64url'),
-        // { visits: 1 } as the store writes it (content.ts: field 'k' + base64url('visits')).
-        values: { kdmlzaXRz: '1' },
-        flashes: {},
-        epoch: 1,
-        expiresAt: new Date(i % 10 === 0 ? now - 3_600_000 : now + 86_400_000),
-        ...(i % 3 === 0 ? { user: `u${i}`, provider: ['password', 'github', 'google'][i % 3] } : {}),
-        createdAt: new Date(now),
-        updatedAt: new Date(now),
-        handle: randomBytes(16).toString('base64url').slice(0, 22),
-      });
+  // 10% expired (every tenth), a third with an owner; `expiredOnly`: the
+  // expired tenth alone, again (after a cleanup tick deleted them).
+  const seed = async (expiredOnly: boolean) => {
+    const now = Date.now();
+    for (let from = 0; from < sessions; from += 5000) {
+      const batch = [];
+      for (let i = from; i < Math.min(sessions, from + 5000); i++) {
+        if (expiredOnly && i % 10 !== 0) continue;
+        batch.push({
+          _id: randomBytes(32).toString('base64url'),
+          // { visits: 1 } as the store writes it (content.ts: field 'k' + base64url('visits')).
+          values: { kdmlzaXRz: '1' },
+          flashes: {},
+          epoch: 1,
+          expiresAt: new Date(i % 10 === 0 ? now - 3_600_000 : now + 86_400_000),
+          ...(i % 3 === 0 ? { user: `u${i}`, provider: ['password', 'github', 'google'][i % 3] } : {}),
+          createdAt: new Date(now),
+          updatedAt: new Date(now),
+          handle: randomBytes(16).toString('base64url').slice(0, 22),
+        });
+      }
+      if (batch.length > 0) await docs.insertMany(batch, { ordered: false });
     }
-    await docs.insertMany(batch, { ordered: false });
-  }
+  };
+  await seed(false);
   console.error(`scale: MongoDB-compatible ${sessions} seeded in ${((performance.now() - seeded) / 1000).toFixed(0)} s`);
 
   const commands: Document[] = [];
@@ -245,7 +267,7 @@ async function mongo(rows: Row[], client: MongoClient, uri: string, sessions: nu
   await measure(rows, base, 'getActiveSessionsCount', mongoRuns, () => store.getActiveSessionsCount(), capture);
   const collectionBackend = new SessionCollection(db, 'sessions', { hashIds: false, ttlIndex: false, indexOwners: true });
   await collectionBackend.ensureSchema(); // its index commands are not the tick's
-  await measure(rows, base, 'cleanup tick (every expired session, batches of 1,000)', 1, () => cleanupTick(collectionBackend), capture);
+  await measure(rows, base, 'cleanup tick (every expired session, batches of 1,000)', mongoRuns, () => cleanupTick(collectionBackend), capture, afterTheFirst(() => seed(true)));
   client.off('commandStarted', onCommand);
   await explainer.close();
   await db.dropDatabase();

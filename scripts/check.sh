@@ -50,10 +50,12 @@ part "tests on Node 20 with the mongodb 6.x driver" \
 bench_smoke() {
   local out
   out=$(mktemp -d)
-  BENCH_OUT=$out BENCH_REQUESTS=100 BENCH_ROUNDS=2 BENCH_WARMUP_MS=0 node --import tsx bench/library-cost.ts > /dev/null
+  BENCH_OUT=$out BENCH_REQUESTS=100 BENCH_ROUNDS=2 BENCH_WARMUP_MS=0 BENCH_COLD_SESSIONS=200 node --import tsx bench/library-cost.ts > /dev/null
   BENCH_OUT=$out BENCH_REQUESTS=100 BENCH_ROUNDS=2 node --import tsx bench/telemetry-cost.ts > /dev/null
   BENCH_OUT=$out BENCH_SCALE_PG=2000 BENCH_SCALE_MONGO=2000 BENCH_RUNS=2 node --import tsx bench/scale.ts > /dev/null
   BENCH_OUT=$out BENCH_PARALLEL_PG=100 BENCH_PARALLEL_MONGO=20 BENCH_RUNS=1 node --import tsx bench/parallel-writers.ts > /dev/null
+  BENCH_OUT=$out BENCH_REQUESTS=50 BENCH_COOKIE_POOL=16 BENCH_SESSIONS=1000 BENCH_PARALLEL_RUNS=1 BENCH_PARALLEL_PG=20 BENCH_PARALLEL_MONGO=10 \
+    node --expose-gc --import tsx bench/run.ts > /dev/null
   BENCH_OUT=$out node --import tsx bench/charts.ts
   rm -rf "$out"
 }
