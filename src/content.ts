@@ -9,8 +9,8 @@
  * NUL, so no caller's key ever reaches a database as a field name or an
  * operator, whatever it is (`$where`, `a.b`, `__proto__`, '').
  */
-import { randomBytes } from 'node:crypto';
 import type { ContentDelta, LegacyContent, SessionContent } from './backend.ts';
+import { randomText } from './random.ts';
 import { decodeFlash, decodeSession, decodeValue, encodeParts, type SessionValues } from './values.ts';
 
 /** A pending flash message: its field (its identity, across requests), its key and its value. */
@@ -34,11 +34,24 @@ export const emptyContent: SessionContent = Object.freeze({ values: new Map(), f
 
 /** The field a value's key is stored under. */
 export function valueField(key: string): string {
-  return `k${Buffer.from(key, 'utf8').toString('base64url')}`;
+  return fieldsByKey.get(key) ?? remember(fieldsByKey, key, `k${Buffer.from(key, 'utf8').toString('base64url')}`);
 }
 
 function keyOfField(field: string): string {
-  return Buffer.from(field.slice(1), 'base64url').toString('utf8');
+  return keysByField.get(field) ?? remember(keysByField, field, Buffer.from(field.slice(1), 'base64url').toString('utf8'));
+}
+
+// An app uses a few keys on every request: each is converted once, not
+// twice per request (a read decodes every field, a save encodes every key).
+const fieldsByKey = new Map<string, string>();
+const keysByField = new Map<string, string>();
+/** Most conversions kept each way; a full map starts over, so keys made from data cannot grow it. */
+const maxRememberedKeys = 1024;
+
+function remember(map: Map<string, string>, from: string, to: string): string {
+  if (map.size >= maxRememberedKeys) map.clear();
+  map.set(from, to);
+  return to;
 }
 
 let flashSequence = 0;
@@ -51,7 +64,7 @@ let flashSequence = 0;
  */
 export function newFlashField(): string {
   flashSequence = (flashSequence + 1) % 36 ** 4;
-  return `f${Date.now().toString(36).padStart(9, '0')}${flashSequence.toString(36).padStart(4, '0')}${randomBytes(6).toString('base64url')}`;
+  return `f${Date.now().toString(36).padStart(9, '0')}${flashSequence.toString(36).padStart(4, '0')}${randomText(6)}`;
 }
 
 /**
@@ -113,7 +126,9 @@ export function deltaOf(loaded: SessionContent, now: SessionContent, mode: Conte
  */
 export function contentSize(content: SessionContent): number {
   let bytes = 0;
-  for (const [field, text] of content.values) bytes += Buffer.byteLength(text) + keyOfField(field).length + 3;
+  // A key counts its UTF-16 length, which is at most its UTF-8 length, which
+  // its field's base64url gives without decoding it.
+  for (const [field, text] of content.values) bytes += Buffer.byteLength(text) + Math.floor(((field.length - 1) * 3) / 4) + 3;
   for (const text of content.flashes.values()) bytes += Buffer.byteLength(text) + 5;
   return bytes;
 }

@@ -6,9 +6,9 @@
  * from its id): knowing one gives no access and cannot be turned into a
  * cookie. It is new with every id, so `regenerate()` gives a new one.
  */
-import { randomBytes } from 'node:crypto';
 import type { DeviceFields, DeviceRecord } from './backend.ts';
 import { SessionValuesError } from './errors.ts';
+import { randomText } from './random.ts';
 
 /** What an app records about a session's device, through the store's `describeDevice`. */
 export type DeviceDetails = Record<string, string | number | boolean>;
@@ -40,7 +40,7 @@ const handlePattern = /^[A-Za-z0-9_-]{22}$/;
 
 /** A new handle: 128 random bits, base64url (22 characters). */
 export function newHandle(): string {
-  return randomBytes(16).toString('base64url');
+  return randomText(16);
 }
 
 /** Whether `value` has the shape of a handle (so it is a plain string, never an operator). */

@@ -2,11 +2,11 @@
  * Session ids: how they are made and what shape one must have before it
  * reaches a database (so it is a plain string, never an operator).
  */
-import { randomBytes } from 'node:crypto';
+import { randomText } from './random.ts';
 
 /** A new session id: 256 bits from the CSPRNG, base64url (43 characters). */
 export function newSessionId(): string {
-  return randomBytes(32).toString('base64url');
+  return randomText(32);
 }
 
 const sessionIdPattern = /^[A-Za-z0-9_-]{43}$/;

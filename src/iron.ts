@@ -12,7 +12,8 @@
  * node:crypto supplies the primitives (cipher, MAC, constant-time compare),
  * synchronously, with the keys prepared once as KeyObjects.
  */
-import { createCipheriv, createDecipheriv, createHmac, createSecretKey, type KeyObject, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { randomBytesBatched } from './random.ts';
 
 /** One key pair as the token functions use it. */
 export interface IronKey {
@@ -59,7 +60,7 @@ export function ironKey(id: string, encryption: Uint8Array, integrity: Uint8Arra
 export function sealIron(payload: string, key: IronKey, ttlMs: number, now = Date.now()): string {
   const expiration = now + Math.max(1, Math.ceil(ttlMs));
   if (!Number.isSafeInteger(expiration)) throw new RangeError('an iron token needs a finite lifetime');
-  const iv = randomBytes(ivBytes);
+  const iv = randomBytesBatched(ivBytes);
   const cipher = createCipheriv('aes-256-cbc', key.encryption, iv);
   const encrypted = Buffer.concat([cipher.update(payload, 'utf8'), cipher.final()]);
   const macBase = `${prefix}*${key.id}**${iv.toString('base64url')}*${encrypted.toString('base64url')}*${expiration}`;

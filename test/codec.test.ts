@@ -56,6 +56,21 @@ describe('CookieCodec', () => {
     expect(tokens.openIron).toHaveBeenCalledTimes(1);
   });
 
+  it('a full cache evicts its least recently used 1/64 at once, and keeps the rest', () => {
+    const codec = new CookieCodec([key], 128);
+    const seals = Array.from({ length: 129 }, (_, n) => codec.seal('sid', String(n % 10).repeat(43), 60_000));
+    for (const sealed of seals.slice(0, 128)) codec.unseal('sid', sealed);
+    expect(codec.cachedValues).toBe(128);
+    codec.unseal('sid', seals[128] as string); // full: the two oldest go
+    expect(codec.cachedValues).toBe(127);
+    vi.mocked(tokens.openIron).mockClear();
+    for (const sealed of seals.slice(2)) expect(codec.unseal('sid', sealed).ok).toBe(true);
+    expect(tokens.openIron).not.toHaveBeenCalled();
+    codec.unseal('sid', seals[0] as string);
+    codec.unseal('sid', seals[1] as string);
+    expect(tokens.openIron).toHaveBeenCalledTimes(2);
+  });
+
   it('a cache size of 0 disables the cache', () => {
     const codec = new CookieCodec([key], 0);
     const sealed = codec.seal('sid', id, 60_000);
