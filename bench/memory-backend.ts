@@ -39,6 +39,7 @@ interface Entry {
   owner: SessionRecord['owner'];
   lifetime: SessionRecord['lifetime'];
   device: SessionRecord['device'] | undefined;
+  signedInAt: Date | undefined;
   replaced: boolean;
   /** On a tombstone: the id the session was regenerated into. */
   replacedBy: string | undefined;
@@ -111,6 +112,7 @@ export class MemoryBackend implements SessionBackend {
       owner: noOwner,
       lifetime: undefined,
       device: undefined,
+      signedInAt: undefined,
       replaced: true,
       replacedBy: newId,
     });
@@ -131,6 +133,7 @@ export class MemoryBackend implements SessionBackend {
     if (change.lifetime !== undefined) entry.lifetime = change.lifetime ?? undefined;
     if (change.owner !== undefined) {
       entry.owner = change.owner;
+      entry.signedInAt = change.signedInAt ?? undefined;
       entry.epoch = change.epoch + 1;
     }
     if (change.handle !== undefined) {
@@ -154,6 +157,7 @@ export class MemoryBackend implements SessionBackend {
       owner: noOwner,
       lifetime: undefined,
       device: undefined,
+      signedInAt: undefined,
       replaced: false,
       replacedBy: undefined,
     });
@@ -193,6 +197,7 @@ export class MemoryBackend implements SessionBackend {
         createdAt: entry.createdAt,
         lastSeenAt: entry.updatedAt,
         expiresAt: entry.expiresAt,
+        signedInAt: entry.signedInAt,
       });
     }
     return Promise.resolve(list.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime()).slice(0, limit));
@@ -247,6 +252,7 @@ export class MemoryBackend implements SessionBackend {
       owner: record.owner,
       lifetime: record.lifetime,
       device: record.device,
+      signedInAt: record.signedInAt,
       replaced: false,
       replacedBy: undefined,
     };
@@ -271,6 +277,7 @@ export class MemoryBackend implements SessionBackend {
       createdAt: entry.createdAt,
       lifetime: entry.lifetime,
       handle: entry.device?.handle ?? '',
+      signedInAt: entry.signedInAt,
     };
   }
 

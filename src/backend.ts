@@ -55,6 +55,8 @@ export interface StoredSession {
   lifetime: Lifetime | undefined;
   /** The session's handle; '' for a record written before handles existed (it gets one on its next write). */
   handle: string;
+  /** When its owner signed in; undefined without an owner, or when written before this was recorded. */
+  signedInAt: Date | undefined;
 }
 
 /**
@@ -81,6 +83,8 @@ export interface SessionRecord {
   lifetime: Lifetime | undefined;
   /** What identifies the session on a devices page (see devices.ts). */
   device: DeviceFields;
+  /** When its owner signed in; undefined without an owner. */
+  signedInAt: Date | undefined;
 }
 
 /** A session's public handle and what was recorded about its browser. */
@@ -99,6 +103,8 @@ export interface DeviceRecord extends DeviceFields {
   /** The last write: a changed save or an expiry refresh (reads never move it). */
   lastSeenAt: Date;
   expiresAt: Date;
+  /** When its owner signed in; undefined when written before this was recorded. */
+  signedInAt: Date | undefined;
 }
 
 /**
@@ -140,6 +146,8 @@ export interface LiveChange extends WriteGuard {
   content?: ContentDelta;
   /** A new owner: the tenure moves to `epoch + 1`. */
   owner?: Owner;
+  /** With `owner`: when it signed in; null without an owner. */
+  signedInAt?: Date | null;
   expiresAt?: Date;
   /** The session's own lifetime; null: back to the store's default. */
   lifetime?: Lifetime | null;
@@ -297,6 +305,12 @@ export async function withTimeout<T>(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Runs database calls within `timeoutMs` (see {@link withTimeout}). */
+export function boundedBy(timeoutMs: number) {
+  return <T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> =>
+    withTimeout(operation, timeoutMs, call);
 }
 
 /**

@@ -107,7 +107,8 @@ export function checkErrorHandler(onError: unknown): ((error: unknown) => void) 
   return onError as ((error: unknown) => void) | undefined;
 }
 
-function reportSafely(onError: (error: unknown) => void, error: unknown): void {
+/** Hands `error` to `onError`; a handler that throws or rejects is ignored. */
+export function reportSafely(onError: (error: unknown) => void, error: unknown): void {
   // A broken error handler must not stop the housekeeping, nor, written as
   // an async function, leave an unhandled rejection (which ends a Node process).
   try {

@@ -22,14 +22,38 @@ export type CookieTarget =
  */
 export function sessionCookie(name: string, sealed: string, options: SessionOptions, expiresAt: Date): string {
   const lifetime = options.persistent
-    ? { maxAge: Math.max(0, Math.round((expiresAt.getTime() - Date.now()) / 1000)), expires: expiresAt }
+    ? // Rounded up, as scs does: a live session's cookie never gets Max-Age=0 (browsers would drop it).
+      { maxAge: Math.max(0, Math.ceil((expiresAt.getTime() - Date.now()) / 1000)), expires: expiresAt }
     : {};
   return serialize(name, sealed, { ...attributes(options), ...lifetime });
 }
 
 /** A cookie every browser deletes: empty, `Max-Age=0` and an `Expires` in the past. */
 export function expiredCookie(name: string, options: SessionOptions): string {
-  return serialize(name, '', { ...attributes(options), maxAge: 0, expires: new Date(0) });
+  // The same few lines over and over (every forged or stale cookie is
+  // answered with one): each is serialized once.
+  const key = JSON.stringify([name, options.path, options.domain, options.secure, options.httpOnly, options.sameSite, options.partitioned]);
+  let line = expiredCookies.get(key);
+  if (line === undefined) {
+    if (expiredCookies.size >= maxExpiredCookies) expiredCookies.clear();
+    line = serialize(name, '', { ...attributes(options), maxAge: 0, expires: new Date(0) });
+    expiredCookies.set(key, line);
+  }
+  return line;
+}
+
+const expiredCookies = new Map<string, string>();
+/** Most clearing lines kept; a full map starts over, so odd options cannot grow it. */
+const maxExpiredCookies = 64;
+
+/**
+ * Checks that `target` can take a Set-Cookie line (before a save writes anything).
+ * @throws TypeError naming `label` otherwise (a Response, say: pass its `headers`).
+ */
+export function checkCookieTarget(target: unknown, label: string): asserts target is CookieTarget {
+  if (target instanceof Headers) return;
+  if (target !== null && typeof target === 'object' && typeof (target as { header?: unknown }).header === 'function') return;
+  throw new TypeError(`${label}: the cookie target must be a Headers or a Hono Context (an object with a header method)`);
 }
 
 /** Appends one Set-Cookie line to a Headers or a Hono Context. */

@@ -20,8 +20,13 @@ export type DeviceDetailsInput = Record<string, string | number | boolean | null
 export interface DeviceInfo {
   /** Names the session in pages and forms; pass it to `revokeSession`. Not a credential. */
   handle: string;
-  /** When the session was first saved. */
+  /** When the session was first saved (it may have begun anonymous, before a sign-in). */
   createdAt: Date;
+  /**
+   * When its owner signed in: the save that gave the session this
+   * `user`/`provider`. Absent for sessions saved before this was recorded.
+   */
+  signedInAt?: Date;
   /** Its last write: a changed save or an expiry refresh. Read-only requests do not move it. */
   lastSeenAt: Date;
   expiresAt: Date;
@@ -76,6 +81,7 @@ export function toDeviceInfo(record: DeviceRecord): DeviceInfo {
     lastSeenAt: record.lastSeenAt,
     expiresAt: record.expiresAt,
   };
+  if (record.signedInAt !== undefined) info.signedInAt = record.signedInAt;
   if (record.userAgent !== undefined) info.userAgent = record.userAgent;
   if (record.details !== undefined) {
     try {

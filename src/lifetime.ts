@@ -42,3 +42,22 @@ export function expiryAt(now: number, lifetime: Lifetime, createdAt: Date, absol
 export function refreshDue(stored: Date, wanted: Date, lifetime: Lifetime, touchAfterMs: number): boolean {
   return Math.abs(wanted.getTime() - stored.getTime()) >= Math.min(touchAfterMs, (lifetime.maxAge * 1000) / 2);
 }
+
+/**
+ * How long a transient session lives at most: one with no owner and no
+ * values, holding flashes at most (a "You are signed out" after a sign-out).
+ * Its flashes are for the next request; kept for the store's 30 days, every
+ * sign-out would leave an empty record behind. Not with the store's
+ * `saveUninitialized`, which asks to keep empty sessions.
+ */
+export const transientLifetimeMs = 60 * 60 * 1000;
+
+/** Whether a session with these values' count and owner is transient (see {@link transientLifetimeMs}). */
+export function isTransient(valueCount: number, user: string | undefined): boolean {
+  return valueCount === 0 && user === undefined;
+}
+
+/** `expiry`, capped at {@link transientLifetimeMs} from `now` for a transient session. */
+export function cappedExpiry(expiry: Date, now: number, transient: boolean): Date {
+  return transient && expiry.getTime() > now + transientLifetimeMs ? new Date(now + transientLifetimeMs) : expiry;
+}

@@ -54,12 +54,19 @@ export const defaultSessionOptions: Readonly<SessionOptions> = Object.freeze({
 
 /**
  * The defaults overridden by `overrides`, validated.
- * @throws SessionOptionsError for an unknown option, a value of the wrong
+ * @throws SessionOptionsError when `overrides` is not a plain object, for
+ * an unknown option, a value of the wrong
  * type, or a combination browsers reject (see {@link validateCookie}).
  */
 export function resolveSessionOptions(overrides: Partial<SessionOptions> = {}): SessionOptions {
+  const given: unknown = overrides; // checked as unknown: callers may not use TypeScript
+  const prototype = given !== null && typeof given === 'object' ? (Object.getPrototypeOf(given) as unknown) : undefined;
+  if (prototype !== Object.prototype && prototype !== null) {
+    // 42, true, a function, an array: nothing to read options from, and ignoring it would hide the mistake.
+    throw new SessionOptionsError(`options must be an object of session options, not ${describe(given)}`);
+  }
   const options: SessionOptions = { ...defaultSessionOptions };
-  for (const [key, value] of Object.entries(overrides ?? {})) {
+  for (const [key, value] of Object.entries(overrides)) {
     // Own keys only, and only known ones: a typo ('maxage') or '__proto__' is refused, not ignored.
     if (!Object.hasOwn(defaultSessionOptions, key) && key !== 'domain') {
       throw new SessionOptionsError(`unknown session option ${JSON.stringify(key)}`);
@@ -135,4 +142,11 @@ export function checkKnownKeys(config: object, known: readonly string[], label: 
   for (const key of Object.keys(config)) {
     if (!known.includes(key)) throw new SessionOptionsError(`${label}: unknown option ${JSON.stringify(key)}`);
   }
+}
+
+/** A short description of a value for an error message. */
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an instance of a class' : typeof value;
 }

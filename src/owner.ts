@@ -31,7 +31,7 @@ export function ownerOf(values: SessionValues): Owner {
   const provider = ownerField(values.provider);
   const problem = ownerProblem(user) ?? ownerProblem(provider);
   if (problem !== undefined) {
-    throw new SessionValuesError(`session values user and provider: ${problem}`);
+    throw new SessionValuesError(`session values: user and provider must each ${problem}`);
   }
   if ((user === undefined) !== (provider === undefined)) {
     throw new SessionValuesError(
@@ -46,22 +46,45 @@ export function ownerOf(values: SessionValues): Owner {
  * @throws TypeError naming `label` when it is not a string that the rule allows.
  */
 export function checkOwnerArgument(label: string, value: unknown): asserts value is string {
-  const problem = value === undefined ? 'is missing' : ownerProblem(value);
-  if (problem !== undefined) throw new TypeError(`${label} ${problem}`);
+  if (value === undefined) throw new TypeError(`${label} is missing`);
+  const problem = ownerProblem(value);
+  if (problem !== undefined) throw new TypeError(`${label} must ${problem}`);
 }
 
 function ownerField(value: unknown): unknown {
   return value === null ? undefined : value;
 }
 
-/** What is wrong with a present owner field, or undefined when it is fine or absent. */
+/** What a present owner field must do and does not ("be a string, not number"), or undefined when it is fine or absent. */
 function ownerProblem(value: unknown): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== 'string') return `must be strings, not ${value === null ? 'null' : typeof value}`;
+  if (typeof value !== 'string') return `be a string, not ${value === null ? 'null' : typeof value}`;
   if (value.length === 0 || value.length > maxOwnerLength) {
-    return `must be strings of 1 to ${maxOwnerLength} characters`;
+    return `be a string of 1 to ${maxOwnerLength} characters`;
   }
-  if (value.includes('\0')) return 'must not contain NUL characters';
-  if (!value.isWellFormed()) return 'must be well-formed Unicode (no lone surrogates)';
+  if (value.includes('\0')) return 'have no NUL characters';
+  if (!value.isWellFormed()) return 'be well-formed Unicode (no lone surrogates)';
   return undefined;
 }
+
+/** Most passes of an owner-scoped delete (see {@link inPasses}). */
+const maxDeletePasses = 5;
+
+/**
+ * Runs an owner-scoped delete until a pass deletes nothing, two passes at
+ * least. A regeneration inserts its new record before it retires the old
+ * one, so a pass that ran meanwhile may have missed the new record and found
+ * the old one already retired (a multi-record delete is not a snapshot on
+ * MongoDB, and PostgreSQL's statement snapshot predates the insert): the
+ * next pass sees it.
+ */
+export async function inPasses(pass: () => Promise<number>): Promise<number> {
+  let ended = 0;
+  for (let count = 1; count <= maxDeletePasses; count++) {
+    const deleted = await pass();
+    ended += deleted;
+    if (count >= 2 && deleted === 0) break;
+  }
+  return ended;
+}
+

@@ -81,6 +81,7 @@ export class SessionLoader {
     state.epoch = found.epoch;
     state.expiresAt = found.expiresAt;
     state.createdAt = found.createdAt;
+    state.signedInAt = found.signedInAt;
     state.ownLifetime = found.lifetime;
     state.cookieDelivered = true;
     state.olderKey = !unsealed.sealedWithCurrentKey;

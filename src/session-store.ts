@@ -4,14 +4,15 @@
  * MongoStore (MongoDB) and PostgresSessionStore (PostgreSQL) are this class
  * over their backends.
  */
-import { type SessionBackend, withTimeout } from './backend.ts';
-import { expiredCleanup, isValidInterval, maxTimerMs, runEvery } from './cleanup.ts';
+import { boundedBy, runOperation, type SessionBackend, withTimeout } from './backend.ts';
+import { Housekeeping } from './housekeeping.ts';
+import { InsecureCookieWarning } from './insecure-cookie.ts';
 import { CookieCodec } from './codec.ts';
-import type { CookieTarget } from './cookies.ts';
+import { appendSetCookie, checkCookieTarget, type CookieTarget } from './cookies.ts';
 import { type DeviceInfo, isHandle, toDeviceInfo } from './devices.ts';
 import { SessionOptionsError } from './errors.ts';
 import { type SessionOptions, validateCookie } from './options.ts';
-import { checkOwnerArgument, ownerOf } from './owner.ts';
+import { checkOwnerArgument, inPasses, ownerOf } from './owner.ts';
 import { Registry, type RequestLike, toRequest } from './registry.ts';
 import { type SaveOutcome, Session, sessionState } from './session.ts';
 import { SessionLoader } from './session-loader.ts';
@@ -25,7 +26,6 @@ export type { CookieTarget } from './cookies.ts';
 export type { SessionStoreConfig } from './store-config.ts';
 export type { SaveOutcome } from './session.ts';
 
-const maxDeletePasses = 5;
 /** Most sessions `listSessions` gives unless asked for fewer or more, and the most it gives. */
 const defaultListLimit = 100;
 const maxListLimit = 1000;
@@ -50,10 +50,8 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   readonly #loader: SessionLoader;
   readonly #absoluteMaxAgeMs: number | undefined;
   readonly #timeoutMs: number;
-  readonly #cleanupTick: (stop: AbortSignal) => Promise<number>;
-  readonly #onError: (error: unknown) => void;
+  readonly #housekeeping: Housekeeping;
   readonly #telemetry: Telemetry;
-  #autoCleanRunning = false;
 
   /**
    * @param backendKeys configuration keys the backend's store class adds (e.g. `collection`).
@@ -66,12 +64,18 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     this.options = settings.options;
     this.#absoluteMaxAgeMs = settings.absoluteMaxAgeMs;
     this.#timeoutMs = settings.timeoutMs;
-    this.#onError = settings.onError;
     // Not a closure over `this`: closures made here share one scope, and the
     // gauge's callback below must not keep the store alive.
     const bounded = boundedBy(settings.timeoutMs);
     this.#telemetry = Telemetry.create(config.telemetry, backend.database);
     this.#sessions = instrumentBackend(backend, this.#telemetry);
+    this.#housekeeping = new Housekeeping({
+      backend: this.#sessions,
+      batchSize: settings.cleanupBatchSize,
+      timeoutMs: settings.timeoutMs,
+      intervalMs: settings.cleanupIntervalMs,
+      onError: settings.onError,
+    });
     this.#writer = new SessionWriter<V>({
       backend: this.#sessions,
       codec: this.#codec,
@@ -82,6 +86,10 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       maxValuesBytes: settings.maxValuesBytes,
       saveUninitialized: settings.saveUninitialized,
       describeDevice: settings.describeDevice,
+      insecureCookies: new InsecureCookieWarning(),
+      // Bound, not a closure: the gauge's closure below shares this scope,
+      // and must not hold the backend (through the housekeeping) strongly.
+      written: this.#housekeeping.afterWrite.bind(this.#housekeeping),
       withTimeout: bounded,
     });
     this.#loader = new SessionLoader({
@@ -92,9 +100,6 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       absoluteMaxAgeMs: this.#absoluteMaxAgeMs,
       withTimeout: bounded,
     });
-    // Each batch bounded like any call: a command lost on a dead connection
-    // must not stop the housekeeping for good.
-    this.#cleanupTick = expiredCleanup(this.#sessions, settings.cleanupBatchSize, this.#timeoutMs);
     // Weakly held, so that a store nobody uses any more is not kept alive by the meter.
     const sessions = new WeakRef(this.#sessions);
     const timeoutMs = this.#timeoutMs;
@@ -117,10 +122,15 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   /**
    * Creates the backend's schema (indexes, tables) now rather than before the
    * first command. Safe to call more than once and with a schema that exists.
-   * @throws SessionStoreError when the server refuses.
+   * @throws SessionStoreError when the server refuses, or does not answer
+   * within `timeoutMs` (cause: a TimeoutError; a later call waits for
+   * the same attempt, or starts another once it has failed).
    */
   init(): Promise<void> {
-    return this.#sessions.ensureSchema();
+    const sessions = this.#sessions;
+    return withTimeout('init', this.#timeoutMs, (signal) =>
+      runOperation('init', signal, () => sessions.ensureSchema(), () => Promise.resolve()),
+    );
   }
 
   /**
@@ -136,11 +146,13 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * it when the session is stored. One database command when the cookie
    * unseals, none otherwise.
    *
+   * @throws TypeError (rejects) when `name` is not a non-empty string; no command is sent.
    * @throws SessionStoreError (rejects) when the database fails or does not
    * answer within `timeoutMs`; the cause is the driver's error or a
    * TimeoutError. A later `get` for the request tries again.
    */
   get(req: RequestLike, name: string): Promise<Session<V>> {
+    if (!isName(name)) return Promise.reject(new TypeError('get: name must be the cookie name, a non-empty string'));
     const request = toRequest(req);
     const existing = this.#registry.get(request, name);
     if (existing !== undefined) return existing;
@@ -157,9 +169,10 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * `maxAge <= 0`), it gives a fresh, empty session instead, which `saveAll`
    * (and so the middleware) saves right after the destroyed one: the way to
    * sign out and flash "You are signed out" in one response.
-   * @throws SessionStoreError as `get` does.
+   * @throws TypeError and SessionStoreError (rejects) as `get` does.
    */
   async new(req: RequestLike, name: string): Promise<Session<V>> {
+    if (!isName(name)) throw new TypeError('new: name must be the cookie name, a non-empty string');
     const request = toRequest(req);
     const registered = await this.#registry.get(request, name)?.catch(() => undefined);
     const ended = registered?.[sessionState].ended;
@@ -185,6 +198,8 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * `saveUninitialized`). Everything that can be refused is checked, and the
    * cookie sealed and serialized, before the first write.
    *
+   * @throws TypeError when `target` cannot take a Set-Cookie (a Response:
+   * pass its `headers`) or `session` is not a Session; nothing is written.
    * @throws SessionOptionsError when the session's options or name are invalid.
    * @throws SessionValuesError when the values or flashes are not storable
    * or larger than `maxValuesBytes`, or `user`/`provider` break the owner
@@ -193,6 +208,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * within `timeoutMs`; the cookie is not sent.
    */
   async save(req: RequestLike, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
+    checkCookieTarget(target, 'save');
     if (!(session instanceof Session)) throw new TypeError('save: session must be a Session from this store\'s get or new');
     const state = session[sessionState];
     if (state.ended !== undefined) return state.ended;
@@ -207,25 +223,46 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     // that signed in) writes nothing, unless it is a sign-in itself.
     if (session.error === 'replaced' && session.id === '' && !state.regenerating) return end(target, session, 'superseded');
     const predecessor = state.predecessor as Session<V> | undefined;
-    if (predecessor !== undefined) await this.save(req, target, predecessor); // the destroyed one first
+    if (predecessor !== undefined && predecessor[sessionState].ended === undefined) {
+      return this.#saveAfter(predecessor, req, target, session);
+    }
     return this.#writer.write(toRequest(req), target, session);
+  }
+
+  /**
+   * Saves the destroyed session, then the fresh one `new` gave after it.
+   * One Set-Cookie per name (RFC 6265 4.1.1): the destroyed session's
+   * clearing cookie is sent only when the fresh one sends none.
+   */
+  async #saveAfter(predecessor: Session<V>, req: RequestLike, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
+    const clearing: string[] = [];
+    await this.save(req, { header: (_name, value) => void clearing.push(value) }, predecessor);
+    let sent = false;
+    const recorded: CookieTarget = { header: (_name, value) => void ((sent = true), appendSetCookie(target, value)) };
+    try {
+      return await this.#writer.write(toRequest(req), recorded, session);
+    } finally {
+      if (!sent) for (const line of clearing) appendSetCookie(target, line);
+    }
   }
 
   /**
    * Saves every session `get` registered for the request, in the order they
    * were first requested (gorilla's `sessions.Save`), each followed by the
-   * fresh session `new` gave after it was destroyed, if any. Stops at the
+   * fresh session `new` gave after it was destroyed, if any (one Set-Cookie
+   * for the two: the fresh one's, or else the clearing one). Stops at the
    * first failure and rejects with it. Sessions whose `get` failed are
    * skipped. Saving twice is harmless: a saved session is unchanged.
    */
   async saveAll(req: RequestLike, target: CookieTarget): Promise<void> {
+    checkCookieTarget(target, 'saveAll');
     const loads = await Promise.allSettled(this.#registry.values(toRequest(req)));
     for (const load of loads) {
       if (load.status !== 'fulfilled') continue;
-      for (let session: Session<V> | undefined = load.value; session !== undefined; ) {
-        await this.save(req, target, session);
-        session = session[sessionState].successor as Session<V> | undefined;
-      }
+      // The last of the chain: its save saves the destroyed ones before it, first.
+      let session = load.value;
+      while (session[sessionState].successor !== undefined) session = session[sessionState].successor as Session<V>;
+      await this.save(req, target, session);
     }
   }
 
@@ -280,15 +317,19 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * `provider` (a handle posted by another account ends nothing). Its cookie
    * gives a fresh session on its next request, and a request in flight with
    * it cannot bring it back (its save resolves `'expired'`). One database command.
+   * @param handle as posted by a form: anything that is not a live handle
+   * of this owner (not a string, not a handle's shape, another owner's,
+   * already ended) ends nothing and resolves false, without a command when
+   * its shape is wrong.
    * @returns true when a session was ended.
-   * @throws TypeError (rejects) for arguments the owner rule refuses or a
-   * string that is not a handle; no command is sent.
+   * @throws TypeError (rejects) for a `user` or `provider` the owner rule
+   * refuses (they come from the app's session, not from a form); no command is sent.
    * @throws SessionStoreError when the database fails.
    */
   async revokeSession(user: string, provider: string, handle: string): Promise<boolean> {
     checkOwnerArgument('revokeSession: user', user);
     checkOwnerArgument('revokeSession: provider', provider);
-    if (!isHandle(handle)) throw new TypeError('revokeSession: handle must be a handle from listSessions');
+    if (!isHandle(handle)) return false;
     const ended = await this.#sessions.deleteOwnedByHandle(user, provider, handle, false);
     this.#telemetry.sessionsRevoked('device', ended);
     return ended > 0;
@@ -339,50 +380,19 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * database later, and deletes only what is expired then). At once, with
    * no command, for an aborted signal.
    *
+   * While it runs, the batches the store's writes start (`cleanupInterval`) pause.
+   *
    * @throws TypeError (rejects) for a missing signal or an interval that is
    * not from 1 to 2,147,483,647 milliseconds.
    * @throws Error (rejects) when a loop is already running on this store:
    * one loop per store; abort it before starting another.
    */
-  async startAutoClean(signal: AbortSignal, intervalMs: number): Promise<void> {
-    if (!(signal instanceof AbortSignal)) throw new TypeError('startAutoClean needs an AbortSignal');
-    if (!isValidInterval(intervalMs)) {
-      throw new TypeError(`startAutoClean: intervalMs must be a number of milliseconds from 1 to ${maxTimerMs}`);
-    }
-    if (signal.aborted) return;
-    if (this.#autoCleanRunning) {
-      throw new Error('startAutoClean: a loop is already running on this store; abort it first');
-    }
-    this.#autoCleanRunning = true;
-    try {
-      await runEvery(signal, intervalMs, () => this.#cleanupTick(signal), this.#onError);
-    } finally {
-      this.#autoCleanRunning = false;
-    }
+  startAutoClean(signal: AbortSignal, intervalMs: number): Promise<void> {
+    return this.#housekeeping.loop(signal, intervalMs);
   }
 }
 
-/** Runs database calls within `timeoutMs` (see withTimeout). */
-function boundedBy(timeoutMs: number) {
-  return <T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> =>
-    withTimeout(operation, timeoutMs, call);
-}
 
-/**
- * Runs an owner-scoped delete until a pass deletes nothing, two passes at
- * least. A regeneration inserts its new record before it retires the old
- * one, so a pass that ran meanwhile may have missed the new record and found
- * the old one already retired (a multi-record delete is not a snapshot on
- * MongoDB, and PostgreSQL's statement snapshot predates the insert): the
- * next pass sees it.
- */
-async function inPasses(pass: () => Promise<number>): Promise<number> {
-  let ended = 0;
-  for (let count = 1; count <= maxDeletePasses; count++) {
-    const deleted = await pass();
-    ended += deleted;
-    if (count >= 2 && deleted === 0) break;
-  }
-  return ended;
+function isName(name: unknown): name is string {
+  return typeof name === 'string' && name !== '';
 }
-

@@ -27,7 +27,8 @@ import { contentSize, deltaOf, emptyContent, encodeContent, isEmptyDelta, type P
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
 import { type DeviceDetailsInput, deviceFieldsFor, newHandle } from './devices.ts';
 import { SessionStoreError, SessionValuesError } from './errors.ts';
-import { expiryAt, lifetimeKey, lifetimeOf, ownLifetime, refreshDue } from './lifetime.ts';
+import type { InsecureCookieWarning } from './insecure-cookie.ts';
+import { cappedExpiry, expiryAt, isTransient, lifetimeKey, lifetimeOf, ownLifetime, refreshDue } from './lifetime.ts';
 import type { SessionOptions } from './options.ts';
 import { type Owner, ownerOf } from './owner.ts';
 import { newSessionId } from './ids.ts';
@@ -47,6 +48,10 @@ export interface WriterConfig {
   maxValuesBytes: number;
   saveUninitialized: boolean;
   describeDevice: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
+  /** Told of each new cookie (a new or regenerated session), to warn of a Secure cookie over plain http. */
+  insecureCookies: InsecureCookieWarning;
+  /** Called after each write that stored a session (an insert, an update, a regeneration). */
+  written(): void;
   /** Runs one database call within the store's time bound. */
   withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T>;
 }
@@ -68,6 +73,8 @@ interface Plan {
    * (the stored one, or the store's default): only then is it written.
    */
   lifetimeChanged: boolean;
+  /** No owner and no values (flashes at most): lives at most `transientLifetimeMs` (lifetime.ts). */
+  transient: boolean;
 }
 
 /** Attempts of a write whose lifetime guard missed (another request changed the lifetime meanwhile). */
@@ -153,7 +160,9 @@ export class SessionWriter<V extends Storable<V>> {
     const lifetime = lifetimeOf(session.options);
     const inForce = state.ownLifetime ?? lifetimeOf(this.#config.defaults);
     const lifetimeChanged = session.id !== '' && lifetimeKey(lifetime) !== lifetimeKey(inForce);
-    return { content, delta, owner, ownerChanged, flashes, lifetime, own: ownLifetime(lifetime, this.#config.defaults), lifetimeChanged };
+    // With saveUninitialized, an empty session is what the app asked to keep.
+    const transient = !this.#config.saveUninitialized && isTransient(content.values.size, owner.user);
+    return { content, delta, owner, ownerChanged, flashes, lifetime, own: ownLifetime(lifetime, this.#config.defaults), lifetimeChanged, transient };
   }
 
   /** A new session: a new id, one insert, its cookie. */
@@ -162,17 +171,21 @@ export class SessionWriter<V extends Storable<V>> {
     const id = newSessionId();
     const now = Date.now();
     const createdAt = new Date(now);
-    const expiresAt = expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs);
+    const expiresAt = cappedExpiry(expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs), now, plan.transient);
     const cookie = this.#sealedCookie(session, id, expiresAt);
-    const record = { content: plan.content, owner: plan.owner, epoch: 1, lifetime: plan.own, createdAt, expiresAt, device };
+    const signedInAt = plan.owner.user === undefined ? undefined : createdAt;
+    const record = { content: plan.content, owner: plan.owner, epoch: 1, lifetime: plan.own, createdAt, expiresAt, device, signedInAt };
     await this.#config.withTimeout('insert', (signal) => this.#config.backend.insert(id, record, signal));
+    this.#config.written();
     this.#config.telemetry.sessionCreated();
     session.id = id;
     session.handle = device.handle;
     session[sessionState].createdAt = createdAt;
     session[sessionState].regenerating = false;
+    session[sessionState].signedInAt = signedInAt;
     this.#stored(session, plan, 1, expiresAt, plan.own);
     this.#send(target, session, cookie);
+    this.#config.insecureCookies.cookieSent(request, session.options);
     return 'created';
   }
 
@@ -186,28 +199,33 @@ export class SessionWriter<V extends Storable<V>> {
     const state = session[sessionState];
     const now = Date.now();
     const createdAt = state.createdAt ?? new Date(now);
-    const expiresAt = expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs);
-    if (!(expiresAt.getTime() > now)) return this.#expireNow(target, session);
+    const full = expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs);
+    if (!(full.getTime() > now)) return this.#expireNow(target, session);
+    const expiresAt = cappedExpiry(full, now, plan.transient);
     const device = deviceFieldsFor(request, this.#config.describeDevice);
     const id = newSessionId();
     const cookie = this.#sealedCookie(session, id, expiresAt);
     // A new record never starts in tenure 0 (a record from before tenures), whose guard is "no tenure stored".
     const epoch = plan.ownerChanged ? state.epoch + 1 : Math.max(state.epoch, 1);
     const lifetime = plan.lifetimeChanged ? plan.own : state.ownLifetime;
-    const record = { content: plan.content, owner: plan.owner, epoch, lifetime, createdAt, expiresAt, device };
+    const signedInAt = signedInAtAfter(plan, state.signedInAt, now);
+    const record = { content: plan.content, owner: plan.owner, epoch, lifetime, createdAt, expiresAt, device, signedInAt };
     const guard = { epoch: state.epoch, ...this.#lifetimeGuard(session, plan) };
     const carry = plan.delta.mode === 'merge' ? plan.delta : undefined;
     const write = await this.#config.withTimeout('replace', (signal) =>
       this.#config.backend.replace(session.id, id, record, guard, carry, signal),
     );
     if (write.outcome !== 'done') return write;
+    this.#config.written();
     this.#config.telemetry.sessionRegenerated();
     session.id = id;
     session.handle = device.handle;
     state.regenerating = false;
     state.createdAt = createdAt;
+    state.signedInAt = signedInAt;
     this.#stored(session, plan, epoch, expiresAt, lifetime);
     this.#send(target, session, cookie);
+    this.#config.insecureCookies.cookieSent(request, session.options);
     return 'created';
   }
 
@@ -220,14 +238,19 @@ export class SessionWriter<V extends Storable<V>> {
     const state = session[sessionState];
     const now = Date.now();
     const storedExpiry = state.expiresAt ?? new Date(0);
-    const wantedExpiry = expiryAt(now, plan.lifetime, state.createdAt ?? new Date(now), this.#config.absoluteMaxAgeMs);
-    if (!(wantedExpiry.getTime() > now)) return this.#expireNow(target, session);
+    const full = expiryAt(now, plan.lifetime, state.createdAt ?? new Date(now), this.#config.absoluteMaxAgeMs);
+    if (!(full.getTime() > now)) return this.#expireNow(target, session);
+    const wantedExpiry = cappedExpiry(full, now, plan.transient);
     const { lifetimeChanged } = plan;
+    // A transient session's expiry is not rolled: emptied, it ends where it
+    // stood, and a parallel request that stores something rolls it (its
+    // own plan is not transient), which this one must not undo.
     // A cookie under an older key pair is re-sealed with a refresh: the
     // write checks the session is still live.
     const refresh =
-      lifetimeChanged || state.olderKey || refreshDue(storedExpiry, wantedExpiry, plan.lifetime, this.#config.touchAfterMs);
-    const cookieNeeded = refresh || !state.cookieDelivered;
+      lifetimeChanged ||
+      (!plan.transient && (state.olderKey || refreshDue(storedExpiry, wantedExpiry, plan.lifetime, this.#config.touchAfterMs)));
+    const cookieNeeded = refresh || state.olderKey || !state.cookieDelivered;
     const contentChanged = !isEmptyDelta(plan.delta);
     if (!contentChanged && !plan.ownerChanged && !cookieNeeded) return 'unchanged';
     const expiresAt = refresh ? wantedExpiry : storedExpiry;
@@ -241,7 +264,7 @@ export class SessionWriter<V extends Storable<V>> {
       epoch: state.epoch,
       ...(converting ? { legacy: true } : {}),
       ...(contentChanged ? { content: plan.delta } : {}),
-      ...(plan.ownerChanged ? { owner: plan.owner } : {}),
+      ...(plan.ownerChanged ? { owner: plan.owner, signedInAt: signedInAtAfter(plan, state.signedInAt, now) ?? null } : {}),
       ...(refresh ? { expiresAt } : {}),
       ...(lifetimeChanged ? { lifetime: plan.own ?? null } : {}),
       ...(cookie === undefined ? {} : this.#lifetimeGuard(session, plan)),
@@ -249,7 +272,9 @@ export class SessionWriter<V extends Storable<V>> {
     };
     const write = await this.#config.withTimeout('update', (signal) => this.#config.backend.updateLive(session.id, change, signal));
     if (write.outcome !== 'done') return write;
+    this.#config.written();
     if (handle !== undefined) session.handle = handle;
+    if (plan.ownerChanged) state.signedInAt = change.signedInAt ?? undefined;
     // A lifetime this request did not change stays as stored (even one that now equals the store's default).
     this.#stored(session, plan, plan.ownerChanged ? state.epoch + 1 : state.epoch, expiresAt, lifetimeChanged ? plan.own : state.ownLifetime);
     if (cookie !== undefined) this.#send(target, session, cookie);
@@ -319,6 +344,12 @@ export function end(target: CookieTarget, session: Session, outcome: SaveOutcome
   if (outcome !== 'superseded') appendSetCookie(target, expiredCookie(session.name, session.options));
   session[sessionState].ended = outcome;
   return outcome;
+}
+
+/** When the owner a save leaves signed in: now for a new owner, as before for the same one, none without one. */
+function signedInAtAfter(plan: Plan, loaded: Date | undefined, now: number): Date | undefined {
+  if (!plan.ownerChanged) return loaded;
+  return plan.owner.user === undefined ? undefined : new Date(now);
 }
 
 /** A new session that is still empty is not stored; a dead cookie the request carried is cleared. */

@@ -63,6 +63,8 @@ export interface SessionState {
   expiresAt: Date | undefined;
   /** When the session was first saved (kept across regeneration). */
   createdAt: Date | undefined;
+  /** When the stored owner signed in, as loaded or last written. */
+  signedInAt: Date | undefined;
   /** The session's own lifetime as stored, last read or written; undefined while it is the store's default. */
   ownLifetime: Lifetime | undefined;
   /** Whether the browser holds the current cookie: false from a write until its cookie reaches the target. */
@@ -137,6 +139,7 @@ export class Session<V extends Storable<V> = SessionValues> {
     epoch: 0,
     expiresAt: undefined,
     createdAt: undefined,
+    signedInAt: undefined,
     ownLifetime: undefined,
     cookieDelivered: false,
     olderKey: false,

@@ -58,6 +58,16 @@ export interface SessionStoreConfig {
    * short, so no tick runs one unbounded delete. Default 1,000.
    */
   cleanupBatchSize?: number | undefined;
+  /**
+   * Milliseconds between the batches of expired sessions a store deletes
+   * on its own: after one of its writes, when this long has passed since
+   * its last batch (the first at its first write), it deletes at most
+   * `cleanupBatchSize` expired sessions in the background (a failure goes
+   * to `onError`). No timer: an idle store does nothing and holds nothing
+   * open. Default 60,000; 0 turns it off (e.g. with `startAutoClean`, or a
+   * TTL index on MongoDB). At most 2,147,483,647.
+   */
+  cleanupInterval?: number | undefined;
   /** Largest encoded values (with pending flashes) `save` accepts, in bytes. Default 1 MiB. */
   maxValuesBytes?: number | undefined;
   /** Verified cookie values remembered to skip unsealing. Default 10,000; 0 disables. */
@@ -95,6 +105,7 @@ const sessionStoreConfigKeys = [
   'telemetry',
   'maxValuesBytes',
   'cleanupBatchSize',
+  'cleanupInterval',
   'unsealCacheSize',
   'onError',
   'describeDevice',
@@ -103,6 +114,7 @@ const sessionStoreConfigKeys = [
 const defaultTouchAfterSeconds = 3600;
 const defaultMaxValuesBytes = 1024 * 1024;
 const defaultUnsealCacheSize = 10_000;
+const defaultCleanupIntervalMs = 60_000;
 
 /** A configuration checked and completed with its defaults. */
 export interface StoreSettings {
@@ -113,6 +125,7 @@ export interface StoreSettings {
   timeoutMs: number;
   maxValuesBytes: number;
   cleanupBatchSize: number;
+  cleanupIntervalMs: number;
   unsealCacheSize: number;
   onError: (error: unknown) => void;
   describeDevice: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
@@ -138,6 +151,7 @@ export function resolveStoreConfig(config: SessionStoreConfig, backendKeys: read
     timeoutMs: checkMillisecondsOrZero(config.timeoutMs ?? defaultTimeoutMs, 'timeoutMs'),
     maxValuesBytes: nonNegative(config.maxValuesBytes ?? defaultMaxValuesBytes, 'maxValuesBytes'),
     cleanupBatchSize: checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize'),
+    cleanupIntervalMs: checkMillisecondsOrZero(config.cleanupInterval ?? defaultCleanupIntervalMs, 'cleanupInterval'),
     unsealCacheSize: config.unsealCacheSize ?? defaultUnsealCacheSize,
     onError: checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: cleanup failed:', error)),
     describeDevice: config.describeDevice,

@@ -259,7 +259,8 @@ export class Telemetry {
     this.#activeGauge = gauge;
     let last: { at: number; counts: ReadonlyMap<string | null, number> | undefined } | undefined;
     let counting: Promise<boolean> | undefined;
-    const seen = new Map<string | null, Attributes>();
+    // The anonymous series from the start, so an idle app reports 0, not nothing.
+    const seen = new Map<string | null, Attributes>([[null, this.#database]]);
     /** Counts once (parallel collections share it); false when the store is gone. */
     const refresh = () =>
       (counting ??= (async () => {

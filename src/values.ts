@@ -20,9 +20,28 @@ export type SessionValues = Record<string, unknown>;
  * storable (JSON-compatible data and Dates), so a `Map`, `Set`, `bigint`,
  * function or class instance fails to compile rather than at `save`. Works
  * for `interface`s as well as `type` aliases (no index signature needed).
- * `unknown` fields are accepted as they are and checked at `save`.
+ * `unknown` fields are accepted as they are and checked at `save`. The
+ * owner rule too: `user` and `provider`, if declared, are both strings.
  */
-export type Storable<T> = { [K in keyof T]: StorableField<T[K]> };
+export type Storable<T> = StorableObject<T> & OwnerFields<T>;
+
+type StorableObject<T> = { [K in keyof T]: StorableField<T[K]> };
+
+/**
+ * The owner rule at compile time, as `save` checks it at run time: a values
+ * type that declares `user` or `provider` declares both, as strings
+ * (optional, or null while signed out); `unknown` ones are checked at `save`.
+ * A type with an index signature is checked at `save` only.
+ */
+type OwnerFields<T> = string extends keyof T
+  ? unknown
+  : 'user' extends keyof T
+    ? 'provider' extends keyof T
+      ? { [K in 'user' | 'provider']?: unknown extends T[K] ? unknown : string | null | undefined }
+      : { provider: string }
+    : 'provider' extends keyof T
+      ? { user: string }
+      : unknown;
 
 type StorableField<T> = unknown extends T
   ? T
@@ -35,7 +54,7 @@ type StorableField<T> = unknown extends T
         : T extends readonly unknown[]
           ? { [K in keyof T]: StorableField<T[K]> }
           : T extends object
-            ? Storable<T>
+            ? StorableObject<T>
             : never;
 
 /** Flash messages by key, pending until read. */

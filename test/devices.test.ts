@@ -45,11 +45,49 @@ describe.each(backends)('devices on $name', (backend: Backend) => {
     expect(list.map((device) => device.userAgent)).toEqual(['Phone Browser', 'Laptop Browser']);
     expect(list.map((device) => device.handle)).toEqual([phone.session.handle, laptop.session.handle]);
     for (const device of list) {
-      expect(Object.keys(device).sort()).toEqual(['createdAt', 'expiresAt', 'handle', 'lastSeenAt', 'userAgent']);
+      expect(Object.keys(device).sort()).toEqual(['createdAt', 'expiresAt', 'handle', 'lastSeenAt', 'signedInAt', 'userAgent']);
+      expect(device.signedInAt).toEqual(device.createdAt); // signed in by the save that created it
       expect(JSON.stringify(device)).not.toContain(laptop.session.id);
       expect(JSON.stringify(device)).not.toContain(phone.session.id);
       expect(device.lastSeenAt.getTime()).toBeGreaterThanOrEqual(device.createdAt.getTime());
     }
+  });
+
+  it('signedInAt is when the owner signed in: after an anonymous start, across regenerate(), gone with the owner', async () => {
+    const { store } = await makeStore();
+    const req = new Request('https://app.example/', { headers: { 'user-agent': 'Browser' } });
+    const anonymous = await store.get(req, 'sid');
+    anonymous.values = { visits: 1 };
+    const headers = new Headers();
+    await store.save(req, headers, anonymous);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Sign in with regenerate(), as an app should.
+    const signInReq = requestWith({ sid: onlyCookie(headers).value });
+    const session = await store.get(signInReq, 'sid');
+    const before = Date.now();
+    session.regenerate();
+    session.values = { ...session.values, user: 'carol', provider: 'password' };
+    const signedIn = new Headers();
+    expect(await store.save(signInReq, signedIn, session)).toBe('created');
+    const [device] = await store.listSessions('carol', 'password');
+    expect(device?.createdAt.getTime()).toBeLessThan(before); // the anonymous start
+    expect(device?.signedInAt?.getTime()).toBeGreaterThanOrEqual(before);
+    // A later regenerate() by the same owner keeps it.
+    const againReq = requestWith({ sid: onlyCookie(signedIn).value });
+    const again = await store.get(againReq, 'sid');
+    again.regenerate();
+    again.values.visits = 2;
+    const regenerated = new Headers();
+    await store.save(againReq, regenerated, again);
+    expect((await store.listSessions('carol', 'password'))[0]?.signedInAt).toEqual(device?.signedInAt);
+    // Signed in without regenerate(), by an update: signed in then.
+    const { cookie } = await signIn(store, 'dave');
+    const plainReq = requestWith({ sid: cookie });
+    const other = await store.get(plainReq, 'sid');
+    const switched = Date.now();
+    other.values = { user: 'erin', provider: 'password' };
+    expect(await store.save(plainReq, new Headers(), other)).toBe('updated');
+    expect((await store.listSessions('erin', 'password'))[0]?.signedInAt?.getTime()).toBeGreaterThanOrEqual(switched);
   });
 
   it('a handle is not a credential: it is not the id, and as a cookie it opens nothing', async () => {
@@ -137,8 +175,11 @@ describe.each(backends)('devices on $name', (backend: Backend) => {
     anonymous.session.values = { visits: 1 };
     const commands = await backend.during(async () => {
       await expect(store.listSessions({ $ne: null } as unknown as string, 'password')).rejects.toBeInstanceOf(TypeError);
-      await expect(store.revokeSession('alice', 'password', { $ne: '' } as unknown as string)).rejects.toBeInstanceOf(TypeError);
-      await expect(store.revokeSession('alice', 'password', 'short')).rejects.toBeInstanceOf(TypeError);
+      // A handle as a tampered form posts it: not a handle, so nothing to end (false), and no command.
+      for (const handle of [{ $ne: '' }, 'short', undefined, 42, 'A'.repeat(23)]) {
+        expect(await store.revokeSession('alice', 'password', handle as unknown as string)).toBe(false);
+      }
+      await expect(store.revokeSession({ $ne: '' } as unknown as string, 'password', 'A'.repeat(22))).rejects.toBeInstanceOf(TypeError);
       await expect(store.revokeOtherSessions(fresh)).rejects.toThrow(/saved Session/);
       await expect(store.revokeOtherSessions(anonymous.session)).rejects.toThrow(/no owner/);
     });

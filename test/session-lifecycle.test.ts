@@ -99,6 +99,8 @@ interface ModelSession {
   lifetime: LifetimeChoice;
   /** The stored expiry lies in this window (ms). */
   expiry: [number, number];
+  /** The expiry was capped at an hour (a transient save): the next save that stores a value rolls it. */
+  capped: boolean;
   /** Saves that wrote values, flashes, owner or lifetime. */
   writes: number;
   lifetimeWrites: number;
@@ -139,6 +141,8 @@ interface Pending {
   lifetime: LifetimeChoice;
   writesAtLoad: number;
   lifetimeWritesAtLoad: number;
+  /** The expiry it loaded was capped (a transient save): a save that stores a value rolls it. */
+  cappedAtLoad: boolean;
   /** Its cookie was sealed under an older key pair than its store's first: a save re-seals it. */
   reseal: boolean;
 }
@@ -179,6 +183,10 @@ interface Stats {
   lostResponses: number;
   throwingTargets: number;
   reseals: number;
+  /** Saves with no owner and no values of their own (flashes at most): expiry capped, not rolled. */
+  transientSaves: number;
+  /** ... whose capped expiry a later save that stored a value rolled, with nothing else to roll it. */
+  cappedRolled: number;
   rotationsInFlight: number;
   expiries: number;
   forcedLogouts: number;
@@ -217,6 +225,8 @@ const zeroStats = (): Stats => ({
   lostResponses: 0,
   throwingTargets: 0,
   reseals: 0,
+  transientSaves: 0,
+  cappedRolled: 0,
   rotationsInFlight: 0,
   expiries: 0,
   forcedLogouts: 0,
@@ -249,6 +259,8 @@ const minimums: Partial<Stats> = {
   lifetimeAdopted: 6,
   regenerations: 300,
   regenerationCarries: 25,
+  transientSaves: 150,
+  cappedRolled: 30,
   secondSaves: 500,
   lostResponses: 250,
   throwingTargets: 150,
@@ -460,6 +472,7 @@ async function load(model: Model, real: Real, clientIndex: number, slot: number,
     flashes: loaded?.flashes.map((flash) => ({ ...flash })) ?? [],
     lifetime: loaded?.lifetime ?? 0,
     writesAtLoad: loaded?.writes ?? 0,
+    cappedAtLoad: loaded?.capped ?? false,
     lifetimeWritesAtLoad: loaded?.lifetimeWrites ?? 0,
     reseal: loaded !== undefined && cookie !== undefined && cookie.generation !== model.keys[0],
   };
@@ -601,9 +614,10 @@ function expectOutcome(obs: Observed, outcome: SaveOutcome, cookies: CookieKind[
   expect(got).toEqual({ outcome, cookies });
 }
 
-/** A sent cookie's Max-Age (or none) matches the lifetime in force. */
-function expectCookieLifetime(cookie: SentCookie, choice: LifetimeChoice): void {
-  const { maxAge, persistent } = lifetimeOf(choice);
+/** A sent cookie's Max-Age (or none) matches the lifetime in force (capped for a transient save). */
+function expectCookieLifetime(cookie: SentCookie, choice: LifetimeChoice, transient = false): void {
+  const { persistent } = lifetimeOf(choice);
+  const maxAge = lifetimeMs(choice, transient) / 1000;
   if (!persistent) {
     expect(cookie.attributes['max-age']).toBeUndefined();
     return;
@@ -613,13 +627,31 @@ function expectCookieLifetime(cookie: SentCookie, choice: LifetimeChoice): void 
   expect(sent).toBeLessThanOrEqual(maxAge + 1);
 }
 
-function windowOf(obs: Observed, choice: LifetimeChoice): [number, number] {
-  const ms = lifetimeOf(choice).maxAge * 1000;
+/**
+ * A save whose own values are empty (no owner, flashes at most) is
+ * transient: its expiry is capped at an hour from now, and it does not roll
+ * the stored one (src/lifetime.ts).
+ */
+const transientMs = 60 * 60 * 1000;
+const isTransient = (values: Record<string, string>) => Object.keys(values).length === 0;
+
+/** How long a save gives the session: the lifetime, capped for a transient save. */
+function lifetimeMs(choice: LifetimeChoice, transient: boolean): number {
+  const full = lifetimeOf(choice).maxAge * 1000;
+  return transient ? Math.min(full, transientMs) : full;
+}
+
+function windowOf(obs: Observed, choice: LifetimeChoice, transient = false): [number, number] {
+  const ms = lifetimeMs(choice, transient);
   return [obs.before + ms, obs.after + ms];
 }
 
-function newModelSession(init: Pick<ModelSession, 'realId' | 'values' | 'flashes' | 'tenure' | 'history' | 'lifetime' | 'expiry'>): ModelSession {
-  return { ...init, state: 'live', successor: undefined, writes: 0, lifetimeWrites: 0, issued: undefined };
+function newModelSession(
+  init: Pick<ModelSession, 'realId' | 'values' | 'flashes' | 'tenure' | 'history' | 'lifetime' | 'expiry'>,
+  transient = false,
+): ModelSession {
+  const capped = transient && lifetimeMs(init.lifetime, true) < lifetimeMs(init.lifetime, false);
+  return { ...init, capped, state: 'live', successor: undefined, writes: 0, lifetimeWrites: 0, issued: undefined };
 }
 
 /**
@@ -656,7 +688,8 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
 
   if (ch.destroy !== undefined) {
     const flash = ch.destroy.flash;
-    expectOutcome(obs, 'deleted', flash === undefined ? ['clear'] : ['clear', 'new']);
+    // One Set-Cookie for the name: the fresh session's when it is stored, else the clearing one.
+    expectOutcome(obs, 'deleted', flash === undefined ? ['clear'] : ['new']);
     stats.destroys++;
     // Sign-out wins: the session and every successor it was regenerated into.
     const target = p.loaded ?? p.replacedTarget;
@@ -670,18 +703,23 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
       send(undefined);
       return;
     }
-    const created = newModelSession({
-      realId: obs.freshId,
-      values: {},
-      flashes: [flash],
-      tenure: ch.destroy.tenure,
-      history: [ch.destroy.tenure],
-      lifetime: 0,
-      expiry: windowOf(obs, 0),
-    });
+    // Holding a flash only: transient.
+    const created = newModelSession(
+      {
+        realId: obs.freshId,
+        values: {},
+        flashes: [flash],
+        tenure: ch.destroy.tenure,
+        history: [ch.destroy.tenure],
+        lifetime: 0,
+        expiry: windowOf(obs, 0, true),
+      },
+      true,
+    );
     model.sessions.push(created);
-    expectCookieLifetime(obs.cookies[1] as SentCookie, 0);
-    issue(created, obs.cookies[1]);
+    stats.transientSaves++;
+    expectCookieLifetime(obs.cookies[0] as SentCookie, 0, true);
+    issue(created, obs.cookies[0]);
     return;
   }
 
@@ -702,18 +740,23 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
     }
     expectOutcome(obs, 'created', ['new']);
     expect(obs.values).toEqual(ch.values);
-    const created = newModelSession({
-      realId: obs.id,
-      values: { ...ch.values },
-      flashes: [...ch.added],
-      tenure: p.tenure,
-      history: [p.tenure],
-      lifetime: ch.lifetime,
-      expiry: windowOf(obs, ch.lifetime),
-    });
+    const transient = isTransient(ch.values);
+    if (transient) stats.transientSaves++;
+    const created = newModelSession(
+      {
+        realId: obs.id,
+        values: { ...ch.values },
+        flashes: [...ch.added],
+        tenure: p.tenure,
+        history: [p.tenure],
+        lifetime: ch.lifetime,
+        expiry: windowOf(obs, ch.lifetime, transient),
+      },
+      transient,
+    );
     model.sessions.push(created);
     if (ch.lifetime !== 0) stats.lifetimeChanges++;
-    expectCookieLifetime(obs.cookies[0] as SentCookie, ch.lifetime);
+    expectCookieLifetime(obs.cookies[0] as SentCookie, ch.lifetime, transient);
     record(true);
     issue(created, obs.cookies[0]);
     return;
@@ -776,7 +819,13 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
     else if (fromSomeone) stats.signInsFromSomeone++;
   }
   if (lifetimeChanged) stats.lifetimeChanges++;
-  const refresh = ch.regenerate || lifetimeChanged || p.reseal;
+  // A transient save neither rolls the expiry nor re-seals with a refresh;
+  // a save that stores a value rolls an expiry a transient save capped.
+  const transient = isTransient(ch.values);
+  if (transient) stats.transientSaves++;
+  // (The expiry this request loaded decides, as the store compares with it.)
+  const refresh = ch.regenerate || lifetimeChanged || (!transient && (p.reseal || p.cappedAtLoad));
+  if (!transient && p.cappedAtLoad && !ch.regenerate && !lifetimeChanged && !p.reseal) stats.cappedRolled++;
 
   if (ch.regenerate) {
     expectOutcome(obs, 'created', ['new']);
@@ -788,17 +837,19 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
       tenure,
       history: ownerChanged ? [...session.history, tenure] : [...session.history],
       lifetime,
-      expiry: windowOf(obs, lifetime),
-    });
+      expiry: windowOf(obs, lifetime, transient),
+    }, transient);
     session.state = 'replaced';
     session.successor = created;
     model.sessions.push(created);
     stats.regenerations++;
     if (metLaterWrite) stats.regenerationCarries++;
-    expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime);
+    expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime, transient);
     issue(created, obs.cookies[0]);
   } else {
-    expectOutcome(obs, 'updated', refresh ? ['new'] : []);
+    // A cookie under an older key is re-sealed even when the expiry stays (a transient save).
+    const cookie = refresh || p.reseal;
+    expectOutcome(obs, changed || refresh ? 'updated' : 'unchanged', cookie ? ['new'] : []);
     session.values = values;
     session.flashes = flashes;
     if (changed) session.writes++;
@@ -809,10 +860,11 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
       session.history.push(tenure);
     }
     if (refresh) {
-      session.expiry = windowOf(obs, lifetime);
-      expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime);
-      issue(session, obs.cookies[0]);
+      session.expiry = windowOf(obs, lifetime, transient);
+      session.capped = transient && lifetimeMs(lifetime, true) < lifetimeMs(lifetime, false);
+      expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime, transient);
     }
+    if (cookie) issue(session, obs.cookies[0]);
   }
   // After a save, `values` are this request's own (not re-read)...
   expect(obs.values).toEqual(ch.values);

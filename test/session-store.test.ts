@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import {
   Session,
   SessionOptionsError,
@@ -1160,7 +1160,7 @@ describe('what a new user hits first', () => {
     });
   });
 
-  it('destroy() then new(): the fresh session is saved after the destroyed one, so a flash reaches the next page', async () => {
+  it('destroy() then new(): the fresh session is saved after the destroyed one, so a flash reaches the next page; one Set-Cookie', async () => {
     const { store, docs } = await makeStore({ saveUninitialized: false });
     const { cookie, session: created } = await createSession(store, { user: 'alice', provider: 'password' });
     const req = requestWith({ sid: cookie });
@@ -1172,11 +1172,11 @@ describe('what a new user hits first', () => {
     fresh.addFlash('You are signed out');
     const headers = new Headers();
     await store.saveAll(req, headers);
-    const [cleared, next] = sentCookies(headers);
-    expect(cleared?.value).toBe('');
-    expect(next?.value).toMatch(/^Fe26/); // last one wins in the browser
+    // RFC 6265 4.1.1: one Set-Cookie per name, the fresh session's (no clearing one before it).
+    const next = onlyCookie(headers);
+    expect(next.value).toMatch(/^Fe26/);
     expect(await docs.record(created.id)).toBeUndefined();
-    expect((await load(store, next?.value ?? '')).flashes()).toEqual(['You are signed out']);
+    expect((await load(store, next.value)).flashes()).toEqual(['You are signed out']);
   });
 
   it('new() without a destroyed session still decodes the cookie afresh', async () => {
@@ -1463,7 +1463,7 @@ describe('what the second outside review found', () => {
     fresh.addFlash('bye');
     const headers = new Headers();
     expect(await store.save(req, headers, fresh)).toBe('created');
-    expect(sentCookies(headers).map((sent) => sent.value === '')).toEqual([true, false]);
+    expect(sentCookies(headers).map((sent) => sent.value === '')).toEqual([false]);
     expect(await docs.record(created.id)).toBeUndefined();
     expect(await docs.liveKeys()).toEqual([fresh.id]);
   });
@@ -1501,6 +1501,82 @@ describe('what the second outside review found', () => {
     (session.values as Record<string, unknown>).a = undefined;
     expect(await store.save(req, new Headers(), session)).toBe('unchanged');
     expect(await docs.count()).toBe(0);
+  });
+
+  it('a sign-out without a flash sends the one clearing cookie', async () => {
+    const { store, docs } = await makeStore({ saveUninitialized: false });
+    const { cookie } = await createSession(store, { user: 'alice', provider: 'password' });
+    const req = requestWith({ sid: cookie });
+    (await store.get(req, 'sid')).destroy();
+    await store.new(req, 'sid'); // asked for, left empty: not stored
+    const headers = new Headers();
+    await store.saveAll(req, headers);
+    expect(onlyCookie(headers).value).toBe('');
+    expect(await docs.count()).toBe(0);
+  });
+
+  it('a session holding only flashes lives an hour at most, and one emptied is not extended', async () => {
+    const { store, docs } = await makeStore({ saveUninitialized: false });
+    const hour = 60 * 60 * 1000;
+    const req = requestWith();
+    const flashed = await store.get(req, 'sid');
+    flashed.addFlash('You are signed out');
+    const headers = new Headers();
+    expect(await store.save(req, headers, flashed)).toBe('created');
+    const stored = await docs.record(flashed.id);
+    expect(stored?.expiresAt.getTime()).toBeLessThanOrEqual(Date.now() + hour);
+    expect(onlyCookie(headers).attributes['max-age']).toBe('3600');
+    // The next page reads the flash: the session is empty, its expiry stays where it was.
+    const reader = requestWith({ sid: onlyCookie(headers).value });
+    const next = await store.get(reader, 'sid');
+    expect(next.flashes()).toEqual(['You are signed out']);
+    await store.save(reader, new Headers(), next);
+    expect((await docs.record(flashed.id))?.expiresAt).toEqual(stored?.expiresAt);
+    // A parallel request that stores a value gives it the full lifetime (and a new cookie).
+    const parallel = requestWith({ sid: onlyCookie(headers).value });
+    const cart = await store.get(parallel, 'sid');
+    cart.values.visits = 1;
+    const refreshed = new Headers();
+    expect(await store.save(parallel, refreshed, cart)).toBe('updated');
+    expect((await docs.record(flashed.id))?.expiresAt.getTime()).toBeGreaterThan(Date.now() + 29 * day * 1000);
+    expect(Number(onlyCookie(refreshed).attributes['max-age'])).toBeGreaterThan(29 * day);
+  });
+
+  it('checks the cookie target and the name before anything is written', async () => {
+    const { store, docs } = await makeStore();
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values.visits = 1;
+    await expect(store.save(req, new Response('x') as unknown as Headers, session)).rejects.toThrow(/cookie target/);
+    await expect(store.saveAll(req, 42 as unknown as Headers)).rejects.toThrow(/cookie target/);
+    expect(await docs.count()).toBe(0);
+    await expect(store.get(req, undefined as unknown as string)).rejects.toBeInstanceOf(TypeError);
+    await expect(store.get(req, '')).rejects.toBeInstanceOf(TypeError);
+    await expect(store.new(req, 7 as unknown as string)).rejects.toBeInstanceOf(TypeError);
+  });
+
+  it('refuses store options that are not an object of session options', async () => {
+    for (const options of [42, true, () => ({}), 'secure', [], null, new Date()]) {
+      await expect(makeStore({ options: options as never })).rejects.toBeInstanceOf(SessionOptionsError);
+    }
+    await expect(makeStore({ options: Object.create(null) as never })).resolves.toBeDefined();
+  });
+
+  it('warns once when a Secure cookie answers plain http on a LAN name (the browser drops it)', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    try {
+      const { store } = await makeStore();
+      for (let i = 0; i < 2; i++) {
+        const req = new Request('http://devbox.lan/');
+        const session = await store.get(req, 'sid');
+        session.values.visits = 1;
+        await store.save(req, new Headers(), session);
+      }
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0]?.[0])).toMatch(/devbox\.lan/);
+    } finally {
+      warn.mockRestore();
+    }
   });
 
   it('refuses unknown store configuration keys', async () => {

@@ -267,10 +267,18 @@ describe.each(backends)('telemetry on $name', (backend: Backend) => {
     await signIn(store, 'carol', 'github');
     const byProvider = async () =>
       Object.fromEntries((await otel.points('mongostore.session.active')).map((point) => [String(point.attributes['mongostore.session.provider']), point.value]));
-    expect(await byProvider()).toEqual({ password: 1, github: 1 });
+    expect(await byProvider()).toEqual({ password: 1, github: 1, undefined: 0 });
     await store.expireSessions('carol', 'github');
     await new Promise((resolve) => setTimeout(resolve, 80));
-    expect(await byProvider()).toEqual({ password: 1, github: 0 });
+    expect(await byProvider()).toEqual({ password: 1, github: 0, undefined: 0 });
+  });
+
+  it('observes 0 on an idle store, not nothing', async () => {
+    const otel = pipeline();
+    await backend.sessionStore<Values>({ keyPairs: [newPair], telemetry: { meterProvider: otel.meterProvider } });
+    const points = await otel.points('mongostore.session.active');
+    expect(points.map((point) => point.value)).toEqual([0]);
+    expect(points[0]?.attributes['mongostore.session.provider']).toBeUndefined();
   });
 
   it('a failed count is observed as nothing, not a stale value, and is not retried before the interval is over', async () => {

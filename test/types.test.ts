@@ -45,6 +45,29 @@ describe('store value types', () => {
     expect(refused).toHaveLength(5);
   });
 
+  it('refuses an owner that breaks the owner rule, at compile time', () => {
+    const refused = [
+      // @ts-expect-error user must be a string
+      () => new MongoStore<{ user: number; provider: string }>(db, { keyPairs }),
+      // @ts-expect-error provider must be a string
+      () => new PostgresSessionStore<{ user?: string; provider?: number }>(null as never, { keyPairs }),
+      // @ts-expect-error user without provider
+      () => new MongoStore<{ user: string }>(db, { keyPairs }),
+      // @ts-expect-error provider without user
+      () => new MongoStore<{ provider: string; cart: string[] }>(db, { keyPairs }),
+    ];
+    expect(refused).toHaveLength(4);
+    // Both strings (optional, or null while signed out), unknown, or neither: accepted.
+    const accepted = [
+      new MongoStore<{ user?: string; provider?: string; cart: string[] }>(db, { keyPairs }),
+      new MongoStore<{ user: string | null; provider: string | null }>(db, { keyPairs }),
+      new MongoStore<{ user: unknown; provider: unknown }>(db, { keyPairs }),
+      new MongoStore<{ cart: string[] }>(db, { keyPairs }),
+      new MongoStore(db, { keyPairs }),
+    ];
+    expect(accepted).toHaveLength(5);
+  });
+
   it('keeps flashes out of the values type', () => {
     expectTypeOf<keyof Partial<UserValues>>().toEqualTypeOf<keyof UserValues>();
     expectTypeOf<Session<UserValues>['flashes']>().toBeFunction();

@@ -39,6 +39,8 @@ export interface SessionDocument {
   userAgent?: string;
   /** The app's `describeDevice` result, as JSON text (a string: no caller key becomes a field name). */
   device?: string;
+  /** When the owner signed in. */
+  signedInAt?: Date;
 }
 
 /** Matches documents a write may change: live and not replaced. */
@@ -69,6 +71,7 @@ export const sessionFields = {
   handle: '',
   userAgent: '',
   device: '',
+  signedInAt: '',
 } as const;
 
 /** A document's content, keeping only string entries under the store's field names. */

@@ -85,7 +85,9 @@ export class SessionCollection implements SessionBackend {
       this.#collection.findOne(
         { _id: this.#key(id) },
         {
-          projection: { data: 1, values: 1, flashes: 1, epoch: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1, handle: 1 },
+          projection: {
+            data: 1, values: 1, flashes: 1, epoch: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1, handle: 1, signedInAt: 1,
+          },
         },
       ),
     );
@@ -102,6 +104,7 @@ export class SessionCollection implements SessionBackend {
       lifetime:
         typeof doc.maxAge === 'number' ? { maxAge: doc.maxAge, persistent: doc.persistent !== false } : undefined,
       handle: doc.handle ?? '',
+      signedInAt: doc.signedInAt,
     };
   }
 
@@ -144,6 +147,7 @@ export class SessionCollection implements SessionBackend {
     if (record.device.details !== undefined) doc.device = record.device.details;
     if (record.owner.user !== undefined) doc.user = record.owner.user;
     if (record.owner.provider !== undefined) doc.provider = record.owner.provider;
+    if (record.signedInAt !== undefined) doc.signedInAt = record.signedInAt;
     await this.#run('insert', signal, () => this.#collection.insertOne(doc));
   }
 
@@ -230,6 +234,8 @@ export class SessionCollection implements SessionBackend {
         if (value === undefined) unset[field] = '';
         else set[field] = value;
       }
+      if (change.signedInAt instanceof Date) set.signedInAt = change.signedInAt;
+      else unset.signedInAt = '';
     }
     const result = await this.#run('update', signal, () =>
       this.#collection.updateOne(
@@ -296,7 +302,7 @@ export class SessionCollection implements SessionBackend {
       this.#collection
         .find(
           { user, provider, expiresAt: { $gt: new Date() }, ...notReplaced },
-          { projection: { _id: 0, handle: 1, createdAt: 1, updatedAt: 1, expiresAt: 1, userAgent: 1, device: 1 }, sort: { createdAt: -1 }, limit },
+          { projection: { _id: 0, handle: 1, createdAt: 1, updatedAt: 1, expiresAt: 1, userAgent: 1, device: 1, signedInAt: 1 }, sort: { createdAt: -1 }, limit },
         )
         .toArray(),
     );
@@ -307,6 +313,7 @@ export class SessionCollection implements SessionBackend {
       expiresAt: doc.expiresAt,
       userAgent: doc.userAgent,
       details: doc.device,
+      signedInAt: doc.signedInAt,
     }));
   }
 

@@ -17,6 +17,12 @@ export * from '../shared.ts';
 export interface PostgresSessionStoreConfig extends SessionStoreConfig {
   /** Table name, a plain identifier. Default `'sessions'`. */
   table?: string | undefined;
+  /**
+   * The schema the table is in, a plain identifier (e.g. `'auth'` for
+   * `auth.sessions`); it must exist. Default: the first schema of the
+   * connection's search path (usually `public`).
+   */
+  schema?: string | undefined;
 }
 
 /**
@@ -24,12 +30,12 @@ export interface PostgresSessionStoreConfig extends SessionStoreConfig {
  * and semantics (see {@link SessionStore}). The table and its indexes are
  * created by `init()`, or once before the first query.
  *
- * @throws SessionOptionsError for bad keys or options, or a table name that
- * is not a plain identifier.
+ * @throws SessionOptionsError for bad keys or options, or a table or schema
+ * name that is not a plain identifier.
  */
 export class PostgresSessionStore<V extends Storable<V> = SessionValues> extends SessionStore<V> {
   constructor(pool: Pool, config: PostgresSessionStoreConfig) {
-    super(new SessionTable(pool, config.table ?? 'sessions', { hashIds: false, indexOwners: true }), config, ['table']);
+    super(new SessionTable(pool, config.table ?? 'sessions', { hashIds: false, indexOwners: true, schema: config.schema }), config, ['table', 'schema']);
   }
 }
 
@@ -37,16 +43,22 @@ export class PostgresSessionStore<V extends Storable<V> = SessionValues> extends
 export interface PostgresStoreConfig extends TokenStoreConfig {
   /** Table name, a plain identifier. Default `'tokens'`. */
   table?: string | undefined;
+  /** The schema the table is in, a plain identifier; it must exist. Default: the search path's first. */
+  schema?: string | undefined;
 }
 
 /**
  * scs's token store on PostgreSQL (pgxstore / bunstore parity), with
  * MongoDBStore's methods and semantics (see {@link TokenStore}).
- * @throws SessionOptionsError for a bad option (see {@link TokenStore}) or table name.
+ * @throws SessionOptionsError for a bad option (see {@link TokenStore}), table or schema name.
  */
 export class PostgresStore extends TokenStore {
   constructor(pool: Pool, config: PostgresStoreConfig = {}) {
-    super(new SessionTable(pool, config.table ?? 'tokens', { hashIds: config.hashTokens ?? false, indexOwners: false }), config, ['table']);
+    super(
+      new SessionTable(pool, config.table ?? 'tokens', { hashIds: config.hashTokens ?? false, indexOwners: false, schema: config.schema }),
+      config,
+      ['table', 'schema'],
+    );
   }
 }
 

@@ -11,22 +11,27 @@ import { runOperation } from '../backend.ts';
  * one, even with IF NOT EXISTS), so a store starting up against a complete
  * schema only reads the catalog.
  */
-export async function createSchema(pool: Pool, name: string, indexOwners: boolean): Promise<void> {
+export async function createSchema(pool: Pool, table: TableName, indexOwners: boolean): Promise<void> {
   await runOperation('create schema', undefined, async () => {}, async () => {
     try {
-      await applyMissingSchema(pool, name, indexOwners);
+      await applyMissingSchema(pool, table, indexOwners);
     } catch (error) {
       // Two processes creating the same table at once can collide in the
       // catalog; the second attempt then finds it there.
       const code = (error as { code?: unknown }).code;
       if (code !== '23505' && code !== '42P07') throw error;
-      await applyMissingSchema(pool, name, indexOwners);
+      await applyMissingSchema(pool, table, indexOwners);
     }
   });
 }
 
-async function applyMissingSchema(pool: Pool, name: string, indexOwners: boolean): Promise<void> {
-const table = `"${name}"`;
+/** A table: its plain name (index names start with it) and its quoted, possibly schema-qualified, reference. */
+export interface TableName {
+  name: string;
+  quoted: string;
+}
+
+async function applyMissingSchema(pool: Pool, { name, quoted: table }: TableName, indexOwners: boolean): Promise<void> {
   const { rows } = await pool.query<{ columns: string[] | null; indexes: string[] | null }>(
     `SELECT (SELECT array_agg(attname::text) FROM pg_attribute
               WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped) AS columns,
@@ -75,4 +80,5 @@ const addedColumns: readonly [string, string][] = [
   ['flashes', 'JSONB'],
   ['epoch', 'INTEGER NOT NULL DEFAULT 0'],
   ['replaced_by', 'TEXT'],
+  ['signed_in_at', 'TIMESTAMPTZ'],
 ];

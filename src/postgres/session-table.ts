@@ -52,9 +52,17 @@ export interface SessionTableOptions {
   hashIds: boolean;
   /** Index ("user", provider) for forced logout. */
   indexOwners: boolean;
+  /** The schema the table is in; undefined: the first of the search path. */
+  schema?: string | undefined;
 }
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/;
+
+function checkIdentifier(name: unknown, label: string): void {
+  if (typeof name !== 'string' || !identifier.test(name)) {
+    throw new SessionOptionsError(`${label} must be a plain SQL identifier of at most 48 characters, not ${JSON.stringify(name)}`);
+  }
+}
 
 export class SessionTable implements SessionBackend {
   readonly database: DatabaseDescription;
@@ -63,16 +71,21 @@ export class SessionTable implements SessionBackend {
   readonly #options: SessionTableOptions;
   readonly ensureSchema: () => Promise<void>;
 
-  /** @throws SessionOptionsError for a table name that is not a plain identifier of at most 48 characters. */
+  /**
+   * @throws SessionOptionsError for a table or schema name that is not a
+   * plain identifier of at most 48 characters.
+   */
   constructor(pool: Pool, table: string, options: SessionTableOptions) {
-    if (typeof table !== 'string' || !identifier.test(table)) {
-      throw new SessionOptionsError(`table must be a plain SQL identifier of at most 48 characters, not ${JSON.stringify(table)}`);
-    }
+    checkIdentifier(table, 'table');
+    if (options.schema !== undefined) checkIdentifier(options.schema, 'schema');
     this.#pool = pool;
-    this.database = { system: 'postgresql', namespace: databaseName(pool), collection: table };
-    this.#table = `"${table}"`;
+    const qualified = options.schema === undefined ? table : `${options.schema}.${table}`;
+    this.database = { system: 'postgresql', namespace: databaseName(pool), collection: qualified };
+    // Both parts checked as plain identifiers above, then quoted.
+    this.#table = options.schema === undefined ? `"${table}"` : `"${options.schema}"."${table}"`;
     this.#options = options;
-    this.ensureSchema = once(() => createSchema(pool, table, options.indexOwners));
+    const quoted = this.#table;
+    this.ensureSchema = once(() => createSchema(pool, { name: table, quoted }, options.indexOwners));
   }
 
   async find(id: string, signal?: AbortSignal): Promise<FoundSession> {
@@ -87,10 +100,11 @@ export class SessionTable implements SessionBackend {
       persistent: boolean | null;
       replaced: boolean;
       handle: string | null;
+      signed_in_at: Date | null;
     }>(
       'find',
       signal,
-      `SELECT data, entries, flashes, epoch, expiry, created_at, max_age, persistent, replaced, handle FROM ${this.#table}
+      `SELECT data, entries, flashes, epoch, expiry, created_at, max_age, persistent, replaced, handle, signed_in_at FROM ${this.#table}
        WHERE token = $1 AND expiry > now()`,
       [this.#key(id)],
     );
@@ -105,6 +119,7 @@ export class SessionTable implements SessionBackend {
       createdAt: row.created_at,
       lifetime: row.max_age === null ? undefined : { maxAge: row.max_age, persistent: row.persistent !== false },
       handle: row.handle ?? '',
+      signedInAt: row.signed_in_at ?? undefined,
     };
   }
 
@@ -133,8 +148,8 @@ export class SessionTable implements SessionBackend {
     await this.#query(
       'insert',
       signal,
-      `INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, epoch, entries, flashes)
-       VALUES ($1, '\\x', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb, $13::jsonb)`,
+      `INSERT INTO ${this.#table} (token, data, ${recordColumns}, entries, flashes)
+       VALUES ($1, '\\x', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb)`,
       [this.#key(id), ...this.#recordValues(record), jsonOf(record.content.values), jsonOf(record.content.flashes)],
     );
   }
@@ -167,12 +182,12 @@ export class SessionTable implements SessionBackend {
        old AS (
          UPDATE ${this.#table} AS row
          SET replaced = true, replaced_by = $1, data = '\\x', entries = NULL, flashes = NULL, "user" = NULL, provider = NULL,
-             max_age = NULL, persistent = NULL, handle = NULL, user_agent = NULL, device = NULL,
+             max_age = NULL, persistent = NULL, handle = NULL, user_agent = NULL, device = NULL, signed_in_at = NULL,
              expiry = now() + ${bind(replacedRecordMs)}::integer * interval '1 millisecond', updated_at = now()
          FROM prior WHERE row.token = prior.token
          RETURNING prior.entries, prior.flashes)
-       INSERT INTO ${this.#table} (token, data, expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, epoch, entries, flashes)
-       SELECT $1, '\\x', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, ${entries}, ${flashes} FROM old AS prior`,
+       INSERT INTO ${this.#table} (token, data, ${recordColumns}, entries, flashes)
+       SELECT $1, '\\x', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ${entries}, ${flashes} FROM old AS prior`,
       values,
     );
     return result.rowCount === 1 ? writeDone : this.#whyNotLive(oldId, guard, signal);
@@ -199,7 +214,12 @@ export class SessionTable implements SessionBackend {
       set.push(`max_age = ${bind(change.lifetime?.maxAge ?? null)}`, `persistent = ${bind(change.lifetime?.persistent ?? null)}`);
     }
     if (change.owner !== undefined) {
-      set.push(`"user" = ${bind(change.owner.user ?? null)}`, `provider = ${bind(change.owner.provider ?? null)}`, 'epoch = epoch + 1');
+      set.push(
+        `"user" = ${bind(change.owner.user ?? null)}`,
+        `provider = ${bind(change.owner.provider ?? null)}`,
+        `signed_in_at = ${bind(change.signedInAt ?? null)}`,
+        'epoch = epoch + 1',
+      );
     }
     if (change.handle !== undefined) set.push(`handle = ${bind(change.handle)}`);
     const result = await this.#query(
@@ -258,10 +278,11 @@ export class SessionTable implements SessionBackend {
       expiry: Date;
       user_agent: string | null;
       device: string | null;
+      signed_in_at: Date | null;
     }>(
       'listOwnedBy',
       undefined,
-      `SELECT handle, created_at, updated_at, expiry, user_agent, device FROM ${this.#table}
+      `SELECT handle, created_at, updated_at, expiry, user_agent, device, signed_in_at FROM ${this.#table}
        WHERE "user" = $1 AND provider = $2 AND expiry > now() AND NOT replaced ORDER BY created_at DESC LIMIT $3`,
       [user, provider, limit],
     );
@@ -272,6 +293,7 @@ export class SessionTable implements SessionBackend {
       expiresAt: row.expiry,
       userAgent: row.user_agent ?? undefined,
       details: row.device ?? undefined,
+      signedInAt: row.signed_in_at ?? undefined,
     }));
   }
 
@@ -335,7 +357,7 @@ export class SessionTable implements SessionBackend {
     return storageKey(id, this.#options.hashIds);
   }
 
-  /** The bound values $2..$11 of a row: expiry, owner, created_at, lifetime, device, epoch. */
+  /** The bound values $2..$12 of a row, in the order of {@link recordColumns}. */
   #recordValues(record: SessionRecord): unknown[] {
     return [
       record.expiresAt,
@@ -348,6 +370,7 @@ export class SessionTable implements SessionBackend {
       record.device.userAgent ?? null,
       record.device.details ?? null,
       record.epoch,
+      record.signedInAt ?? null,
     ];
   }
 
@@ -362,6 +385,9 @@ export class SessionTable implements SessionBackend {
 
 }
 
+
+/** The columns a session record fills, bound as $2..$12 by `#recordValues`. */
+const recordColumns = 'expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, epoch, signed_in_at';
 
 function buffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);

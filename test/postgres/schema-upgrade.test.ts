@@ -28,7 +28,7 @@ it('adds the lifetime, tombstone, device and entry columns to a 0.1.0 table; old
   );
   expect(columns.rows.map((row) => row.column_name)).toEqual([
     'token', 'data', 'expiry', 'user', 'provider', 'created_at', 'updated_at', 'max_age', 'persistent', 'replaced', 'handle', 'user_agent', 'device',
-    'entries', 'flashes', 'epoch', 'replaced_by',
+    'entries', 'flashes', 'epoch', 'replaced_by', 'signed_in_at',
   ]);
 
   // A row as 0.1.0 and 0.2 wrote it: values and flashes in one text, no lifetime, no handle, no tenure.

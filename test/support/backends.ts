@@ -120,7 +120,7 @@ export function mongoBackend(): Backend {
       await client.close();
     },
     sessionStore: async <V extends Storable<V>>(config: SessionStoreConfig, place = freshName('sessions'), init = true) => {
-      const store = new MongoStore<V>(db, { ...config, collection: place });
+      const store = new MongoStore<V>(db, { ...quietHousekeeping, ...config, collection: place });
       if (init) await store.init();
       return { store, raw: raw(place) };
     },
@@ -142,6 +142,13 @@ export function mongoBackend(): Backend {
     saveConcurrently: async (saves) => ((await isFerretDB(db)) ? inTurn(saves) : Promise.all(saves.map((save) => save()))),
   };
 }
+
+/**
+ * Stores made here do not start cleanup batches after their writes unless a
+ * test asks (`cleanupInterval`): tests that list the commands a call sends
+ * must see only those. test/housekeeping.test.ts tests the default.
+ */
+const quietHousekeeping = { cleanupInterval: 0 } as const;
 
 export function postgresBackend(): Backend {
   let pool: pg.Pool;
@@ -199,7 +206,7 @@ export function postgresBackend(): Backend {
       await pool.end();
     },
     sessionStore: async <V extends Storable<V>>(config: SessionStoreConfig, place = freshName('sessions'), init = true) => {
-      const store = new PostgresSessionStore<V>(pool, { ...config, table: place });
+      const store = new PostgresSessionStore<V>(pool, { ...quietHousekeeping, ...config, table: place });
       if (init) await store.init();
       return { store, raw: raw(place) };
     },
