@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # `npm test`: everything CI checks, after `npm ci`. Prints the time of
-# each part. See README, "Contributing".
+# each part. See docs/contributing.md.
 #
-#   set-up      FerretDB launcher (cached), Debian's PostgreSQL and Chromium
-#               when missing, the runtimes of scripts/runtimes/package.json
+#   set-up      FerretDB launcher (cached), Debian's PostgreSQL, Chromium and
+#               curl when missing, the runtimes of scripts/runtimes/package.json
 #   static      type check and linter
 #   tests       the whole suite on Node 20, 22 and 24, Bun and Deno (from
 #               npm packages), then on Node 20 with the mongodb 6.x driver
 #   bench       a short run of every bench (the full runs: npm run bench:*)
-#   package     publint, @arethetypeswrong and the README's quick starts
-#               installed from the packed tarball (scripts/package-check.ts)
+#   package     publint, @arethetypeswrong, the docs' links, and every code
+#               block README.md and docs/*.md mark to run, installed from the
+#               packed tarball (scripts/package-check.ts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -23,8 +23,8 @@ import { SessionOptionsError } from './errors.ts';
  * integrity key); `encryption` encrypts it. Each key is either a Uint8Array
  * of at least 32 random bytes (e.g. `crypto.getRandomValues(new Uint8Array(32))`)
  * or a passphrase string of at least 32 characters. Two distinct 32-byte
- * Uint8Arrays are used as given; every other form is derived (see the
- * README's "Keys"), so a pair never uses one key for two algorithms.
+ * Uint8Arrays are used as given; every other form is derived (see
+ * docs/keys.md), so a pair never uses one key for two algorithms.
  */
 export interface KeyPair {
   authentication: string | Uint8Array;
@@ -45,8 +45,9 @@ const minKeyLength = 32;
 /** Fewer distinct characters or bytes than this is no secret. */
 const minDistinctUnits = 8;
 /**
- * scrypt's cost for a passphrase: 2^15 x 8 x 128 bytes = 32 MiB and tens of
- * milliseconds, once per key when the store is built, never per request.
+ * scrypt's cost for a passphrase: 2^15 x 8 x 128 bytes = 32 MiB and 100-300
+ * ms of CPU on a 2-core machine, once per key when the store is built, never
+ * per request.
  */
 const scryptOptions = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
 /** Fixed, so that every process holding the passphrase derives the same keys. */

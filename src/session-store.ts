@@ -113,7 +113,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * The id of each configured key pair, in the order of `keyPairs` (the
    * first seals). Tokens name their pair by it, and the metric
    * `mongostore.cookie.accepted` counts cookies by it: a pair whose count
-   * stays at zero is no longer in use (README, "Keys and rotation").
+   * stays at zero is no longer in use (docs/keys.md).
    */
   get keyPairIds(): readonly string[] {
     return this.#codec.keyPairIds;

@@ -73,7 +73,7 @@ export interface SessionStoreConfig {
   /** Verified cookie values remembered to skip unsealing. Default 10,000; 0 disables. */
   unsealCacheSize?: number | undefined;
   /**
-   * OpenTelemetry metrics and traces (README, "Metrics and traces"). By
+   * OpenTelemetry metrics and traces (docs/metrics.md). By
    * default the global providers of `@opentelemetry/api` when it is
    * installed; nothing is recorded without it; `false` turns it off.
    */

@@ -6,8 +6,8 @@
  *
  * Names follow OpenTelemetry's conventions: the database client's semantic
  * conventions for spans and `db.client.operation.duration`, and a
- * `mongostore.` namespace for what is the store's own. README, "Metrics and
- * traces", lists every instrument.
+ * `mongostore.` namespace for what is the store's own. docs/metrics.md lists
+ * every instrument.
  */
 import { createRequire } from 'node:module';
 import type * as Otel from '@opentelemetry/api';

@@ -33,7 +33,7 @@ export interface TokenStoreConfig {
   cleanupTimeout?: number | undefined;
   /**
    * OpenTelemetry traces and `db.client.operation.duration` of every call
-   * (README, "Metrics and traces"); `activeSessionsInterval` does not apply.
+   * (docs/metrics.md); `activeSessionsInterval` does not apply.
    * By default the global providers of `@opentelemetry/api` when it is
    * installed; `false` turns it off.
    */

@@ -265,7 +265,7 @@ describe('the server the tests run against', () => {
     // document (findOneAndDelete returns it). On MongoDB the two commands are
     // atomic, so the delete sees the successor whenever the update matched;
     // FerretDB 1.24 can apply both to the same old state, and the sign-out
-    // misses the successor (README, "Parallel requests").
+    // misses the successor (docs/parallel-requests.md).
     const chain = t.db.collection<{ _id: string; replacedBy?: string }>(docs.collectionName);
     let missed = 0;
     for (let round = 0; round < 200 && missed === 0; round++) {

@@ -2,8 +2,8 @@
  * A model-based test of the session lifecycle under parallel requests
  * (fast-check's `fc.commands` with `fc.asyncModelRun`), on both backends,
  * against a reference model of the contract of issue 21 (per-key delta
- * saves guarded by the owner tenure; see /work/notes/contract.md and the
- * README, "Parallel requests").
+ * saves guarded by the owner tenure; see /work/notes/contract.md and
+ * docs/parallel-requests.md).
  *
  * Browsers ("clients") hold cookies. Requests load a session and save it,
  * mostly "in flight": loaded into a slot, other commands run, then finished.

@@ -1,6 +1,6 @@
 /**
  * OpenTelemetry metrics and traces, on both backends, read through the
- * SDK's in-memory exporters: every instrument the README lists moves as it
+ * SDK's in-memory exporters: every instrument docs/metrics.md lists moves as it
  * says, spans follow the database client conventions, and the live-session
  * gauge costs at most one counting command per interval.
  */

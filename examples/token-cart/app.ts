@@ -1,5 +1,5 @@
 /**
- * The README's token-store example: a shopping cart kept under an opaque
+ * The token-store example of docs/token-store.md: a shopping cart kept under an opaque
  * token in a `__Host-cart` cookie, with the scs-style TokenStore.
  */
 import { randomBytes } from 'node:crypto';

@@ -1,4 +1,4 @@
-/** The README's token-store example never stores a token the client chose. */
+/** The token-store example (docs/token-store.md) never stores a token the client chose. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cartApp } from '../../examples/token-cart/app.ts';
 import { backends } from '../support/backends.ts';
