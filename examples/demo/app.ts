@@ -1,7 +1,8 @@
 /**
- * The demo app: sign in, a visit counter, flashes, sign out, sign out
- * everywhere, your devices, and the store's OpenTelemetry metrics. Pages are plain server-rendered
- * HTML; Hono's html helper escapes every interpolated value.
+ * The demo app: sign in with a password, a visit counter, flashes, sign out,
+ * sign out everywhere, your devices, an admins-only count of active
+ * sessions, and the store's OpenTelemetry metrics. Pages are plain
+ * server-rendered HTML; Hono's html helper escapes every interpolated value.
  *
  * It shows the practice we recommend: Hono's own csrf() (Origin and
  * Sec-Fetch-Site checks on form posts, so no cross-site login or logout) and
@@ -15,7 +16,9 @@ import { secureHeaders } from 'hono/secure-headers';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { MongoStore } from '../../src/index.ts';
 import { type SessionEnv, sessions } from '../../src/hono.ts';
+import { deviceName, signedInAt, timeAgo } from './devices.ts';
 import type { PrometheusMetrics } from './telemetry.ts';
+import { type DemoUsers, maxPasswordLength } from './users.ts';
 
 /** What the demo keeps in a session. */
 export interface DemoValues extends Record<string, unknown> {
@@ -33,10 +36,15 @@ const provider = 'password';
 const rememberSeconds = 90 * 24 * 60 * 60;
 
 /**
- * The app on `store`; `/metrics` serves `metrics.scrape()`, which should
- * cover the MeterProvider the store was given (see telemetry.ts).
+ * The app on `store`, signing in `users`; `/metrics` serves
+ * `metrics.scrape()`, which should cover the MeterProvider the store was
+ * given (see telemetry.ts).
  */
-export function createApp(store: MongoStore<DemoValues>, metrics: Pick<PrometheusMetrics, 'scrape'>): Hono<SessionEnv<DemoValues>> {
+export function createApp(
+  store: MongoStore<DemoValues>,
+  metrics: Pick<PrometheusMetrics, 'scrape'>,
+  users: DemoUsers,
+): Hono<SessionEnv<DemoValues>> {
   const app = new Hono<SessionEnv<DemoValues>>();
   app.use(
     secureHeaders({
@@ -58,12 +66,14 @@ export function createApp(store: MongoStore<DemoValues>, metrics: Pick<Prometheu
     const { user } = session.values;
     if (user === undefined) return c.html(signInPage(flashes));
     session.values.visits = (session.values.visits ?? 0) + 1;
+    const admin = users.isAdmin(user);
     return c.html(page(`Hello, ${user}`, flashes, html`
-      <p>Signed in as <strong id="user">${user}</strong> (provider ${session.values.provider}).</p>
+      <p>Signed in as <strong id="user">${user}</strong> (provider ${session.values.provider})${admin ? ', an admin' : ''}.</p>
       <p>Visits in this session: <strong id="visits">${session.values.visits}</strong></p>
       <form method="post" action="/logout"><button type="submit">Sign out</button></form>
       <form method="post" action="/logout-everywhere"><button type="submit">Sign out everywhere</button></form>
-      <p><a href="/devices">Your devices</a> · <a href="/admin/sessions">Active sessions</a> · <a href="/metrics">Metrics</a></p>`));
+      <p><a href="/devices">Your devices</a>${admin ? html` · <a href="/admin/sessions">Active sessions</a>` : ''} · <a href="/metrics">Metrics</a></p>
+      <p class="note">${metricsNote}</p>`));
   });
 
   // "Your devices": every session of this user, a revoke button each, and "sign out other devices".
@@ -72,12 +82,14 @@ export function createApp(store: MongoStore<DemoValues>, metrics: Pick<Prometheu
     const { user } = session.values;
     if (user === undefined) return c.redirect('/', 303);
     const devices = await store.listSessions(user, provider);
+    const now = new Date();
+    // The raw User-Agent stays in a tooltip; exact times in <time> and their tooltips.
     return c.html(page('Your devices', session.flashes<string>(), html`
       <table>
-        <tr><th>Browser</th><th>Signed in</th><th>Last seen</th><th></th></tr>
+        <tr><th>Device</th><th>Signed in</th><th>Last seen</th><th></th></tr>
         ${devices.map((device) => html`<tr class="device">
-          <td>${device.userAgent ?? 'unknown browser'}${device.handle !== '' && device.handle === session.handle ? html` <strong class="this-device">(this device)</strong>` : ''}</td>
-          <td>${device.createdAt.toISOString()}</td><td>${device.lastSeenAt.toISOString()}</td>
+          <td><span class="browser" title="${device.userAgent ?? ''}">${deviceName(device.userAgent)}</span>${device.handle !== '' && device.handle === session.handle ? html` <strong class="this-device">(this device)</strong>` : ''}</td>
+          <td class="signed-in">${time(signedInAt(device), now)}</td><td class="last-seen">${time(device.lastSeenAt, now)}</td>
           <td>${device.handle === session.handle || device.handle === '' ? '' : html`<form method="post" action="/devices/revoke">
             <input type="hidden" name="handle" value="${device.handle}"><button type="submit">Revoke</button></form>`}</td>
         </tr>`)}
@@ -91,8 +103,9 @@ export function createApp(store: MongoStore<DemoValues>, metrics: Pick<Prometheu
     const { handle } = await c.req.parseBody();
     const { user } = session.values;
     // Scoped to the signed-in user: a handle of another account ends nothing.
-    if (user !== undefined && typeof handle === 'string' && /^[A-Za-z0-9_-]{22}$/.test(handle)) {
-      // false: already ended, or it regenerated meanwhile under a new handle: the list shows which.
+    if (user !== undefined && typeof handle === 'string') {
+      // false: already ended, regenerated meanwhile under a new handle (the
+      // list shows which), or not a handle at all (a tampered form).
       session.addFlash((await store.revokeSession(user, provider, handle)) ? 'Device signed out.' : 'That device is not in the list any more.');
     }
     return c.redirect('/devices', 303);
@@ -107,11 +120,17 @@ export function createApp(store: MongoStore<DemoValues>, metrics: Pick<Prometheu
   app.post('/login', async (c) => {
     const body = await c.req.parseBody();
     const user = typeof body.user === 'string' ? body.user.trim() : '';
+    const password = typeof body.password === 'string' ? body.password : '';
     const session = c.get('session');
+    // A failed sign-in is answered in place and changes no session: it stores
+    // nothing for an anonymous visitor, and whoever was signed in stays so.
     // eslint-disable-next-line no-control-regex -- control characters are what is refused
-    if (user === '' || user.length > 64 || /[\u0000-\u001f\u007f]/.test(user) || !user.isWellFormed()) {
-      // Answered in place: a failed sign-in stores nothing.
-      return c.html(signInPage(['Please enter a user name of 1 to 64 printable characters.']), 400);
+    if (user === '' || user.length > 64 || /[\u0000-\u001f\u007f]/.test(user) || !user.isWellFormed() || password === '' || password.length > maxPasswordLength) {
+      return c.html(signInPage([], { user, error: `Please enter a user name (1 to 64 printable characters) and a password (at most ${maxPasswordLength} characters).` }), 400);
+    }
+    if ((await users.authenticate(user, password)) === undefined) {
+      // One message for an unknown name and a wrong password: it does not tell which names exist.
+      return c.html(signInPage([], { user, error: 'Wrong user name or password. Nobody was signed in.' }), 401);
     }
     // A new id on sign-in: a session id planted before login is worthless after it.
     session.regenerate();
@@ -149,9 +168,18 @@ export function createApp(store: MongoStore<DemoValues>, metrics: Pick<Prometheu
     return c.redirect('/', 303);
   });
 
+  // Admins only: an anonymous visitor and a signed-in user who is not an admin get 403.
+  app.use('/admin/*', async (c, next) => {
+    if (!users.isAdmin(c.get('session').values.user)) {
+      return c.json({ error: 'Forbidden: only an admin may see this page. Sign in as one.' }, 403);
+    }
+    await next();
+  });
   app.get('/admin/sessions', async (c) => c.json({ active: await store.getActiveSessionsCount() }));
 
-  // The store's OpenTelemetry metrics (README, "Metrics and traces"), for Prometheus.
+  // The store's OpenTelemetry metrics (README, "Metrics and traces"), for
+  // Prometheus. Public in this demo, as its pages say: counts and timings,
+  // no user's data; in production serve it to your scraper only.
   app.get('/metrics', async (c) =>
     c.text(await metrics.scrape(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }),
   );
@@ -159,13 +187,25 @@ export function createApp(store: MongoStore<DemoValues>, metrics: Pick<Prometheu
   return app;
 }
 
-function signInPage(messages: string[]) {
-  return page('Sign in', messages, html`
-    <form method="post" action="/login">
-      <label>User name <input name="user" required maxlength="64" autofocus></label>
+const metricsNote = 'The metrics page is public in this demo (counts and timings, no user\'s data); in production, serve it to your Prometheus only.';
+
+/** The sign-in form, with the flashes and a failed attempt's `error` above it, its `user` filled in. */
+function signInPage(flashes: string[], { user = '', error }: { user?: string; error?: string } = {}) {
+  return page('Sign in', flashes, html`
+    ${error === undefined ? '' : html`<p class="flash error" role="alert">${error}</p>`}
+    <form method="post" action="/login" class="sign-in">
+      <label>User name <input name="user" value="${user}" required maxlength="64" autocomplete="username" ${user === '' ? 'autofocus' : ''}></label>
+      <label>Password <input name="password" type="password" required maxlength="${maxPasswordLength}" autocomplete="current-password" ${user === '' ? '' : 'autofocus'}></label>
       <label><input type="checkbox" name="remember"> Remember me</label>
       <button type="submit">Sign in</button>
-    </form>`);
+    </form>
+    <p class="note">The demo's users and their passwords (new at every start) are printed where it was started. ${metricsNote}</p>`);
+}
+
+/** A relative time ("5 minutes ago"), the exact one in its tooltip and datetime. */
+function time(date: Date, now: Date) {
+  const exact = date.toISOString();
+  return html`<time datetime="${exact}" title="${exact}">${timeAgo(date, now)}</time>`;
 }
 
 function page(title: string, flashes: string[], body: HtmlEscapedString | Promise<HtmlEscapedString>) {
@@ -177,7 +217,10 @@ function page(title: string, flashes: string[], body: HtmlEscapedString | Promis
     <style>
       body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 3rem auto; padding: 0 1rem; }
       .flash { background: #e8f5e9; border: 1px solid #a5d6a7; padding: .5rem 1rem; }
+      .flash.error { background: #ffebee; border-color: #ef9a9a; }
       form { display: inline-block; margin: .5rem .5rem .5rem 0; }
+      form.sign-in label { display: block; margin: .25rem 0; }
+      .note { color: #555; font-size: 14px; }
       table { border-collapse: collapse; margin: 1rem 0; font-size: 14px; }
       td, th { border-bottom: 1px solid #ddd; padding: .4rem .6rem; text-align: left; vertical-align: top; }
     </style>

@@ -4,6 +4,8 @@
  * Environment: MONGODB_URI (else the same embedded server as the tests),
  * MONGOSTORE_KEYS (see keys.ts), MONGOSTORE_DB (default 'mongostore_demo'),
  * PORT (default 3000; 0 picks a free one), HOST (default 127.0.0.1).
+ * The demo's users get new random passwords at every start, printed here
+ * (alice is the admin); the app keeps only their scrypt hashes (users.ts).
  * SIGINT and SIGTERM shut down gracefully: stop accepting requests, stop the
  * cleanup loop, close the client, stop an embedded server.
  */
@@ -14,6 +16,7 @@ import { resolveMongoServer } from '../../servers/mongo.ts';
 import { createApp, type DemoValues } from './app.ts';
 import { prometheusMetrics } from './telemetry.ts';
 import { keyPairsFromEnvironment } from './keys.ts';
+import { DemoUsers, newDemoAccounts } from './users.ts';
 
 const keyPairs = keyPairsFromEnvironment(process.env.MONGOSTORE_KEYS, (message) => console.warn(message));
 const mongo = await resolveMongoServer();
@@ -27,10 +30,17 @@ const store = new MongoStore<DemoValues>(client.db(process.env.MONGOSTORE_DB ?? 
 console.log(`Key pair ids (first seals): ${store.keyPairIds.join(', ')}`);
 await store.init();
 
+const accounts = newDemoAccounts();
+const users = await DemoUsers.create(accounts);
+console.log('Demo users (new passwords at every start; the app keeps only their scrypt hashes):');
+for (const { name, password, admin } of accounts) {
+  console.log(`  ${name.padEnd(6)} password: ${password}${admin ? '  (admin: may see /admin/sessions)' : ''}`);
+}
+
 const shutdown = new AbortController();
 const cleaning = store.startAutoClean(shutdown.signal, 60_000);
 const server = serve(
-  { fetch: createApp(store, metrics).fetch, port: Number(process.env.PORT ?? 3000), hostname: process.env.HOST ?? '127.0.0.1' },
+  { fetch: createApp(store, metrics, users).fetch, port: Number(process.env.PORT ?? 3000), hostname: process.env.HOST ?? '127.0.0.1' },
   (info) => console.log(`Listening on http://localhost:${info.port}`),
 );
 

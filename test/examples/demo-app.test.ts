@@ -1,11 +1,12 @@
 /**
  * The demo app's security practice, in-process (`app.request`): CSRF checks
- * on form posts, security headers, a `__Host-` cookie, and no lasting
- * document for anonymous visitors.
+ * on form posts, security headers, a `__Host-` cookie, no lasting document
+ * for anonymous visitors, password sign-in, and the admins-only page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cookieName, createApp, type DemoValues } from '../../examples/demo/app.ts';
 import { prometheusMetrics } from '../../examples/demo/telemetry.ts';
+import { type DemoAccount, DemoUsers } from '../../examples/demo/users.ts';
 import { MongoStore } from '../../src/index.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
 import { randomKey } from '../support/http.ts';
@@ -13,6 +14,16 @@ import { randomKey } from '../support/http.ts';
 let t: TestDatabase;
 let app: ReturnType<typeof createApp>;
 const origin = 'https://demo.example';
+const accounts: DemoAccount[] = [
+  { name: 'alice', password: 'alice-Pa55word', admin: true },
+  { name: 'bob', password: 'bob-Pa55word', admin: false },
+  { name: 'dora', password: 'dora-Pa55word', admin: false },
+  { name: 'metrics-user', password: 'metrics-Pa55word', admin: false },
+];
+/** The urlencoded sign-in form of `name` with its password (or `password`). */
+const credentials = (name: string, password = accounts.find((account) => account.name === name)?.password ?? '') =>
+  new URLSearchParams({ user: name, password }).toString();
+const cookieOf = (response: Response) => response.headers.getSetCookie()[0]?.split(';')[0] ?? '';
 const form = (body: string, headers: Record<string, string> = {}) => ({
   method: 'POST',
   body,
@@ -27,7 +38,7 @@ beforeAll(async () => {
     telemetry: { meterProvider: metrics.meterProvider },
   });
   await store.init();
-  app = createApp(store, metrics);
+  app = createApp(store, metrics, await DemoUsers.create(accounts));
 });
 afterAll(() => t.close());
 
@@ -36,7 +47,7 @@ const documents = () => t.db.collection('sessions').countDocuments();
 describe('the demo app', () => {
   it('refuses a cross-site sign-in (login CSRF) and stores nothing', async () => {
     for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site', origin: 'https://evil.example' }]) {
-      const response = await app.request(`${origin}/login`, form('user=victim', headers));
+      const response = await app.request(`${origin}/login`, form(credentials('alice'), headers));
       expect(response.status).toBe(403);
       expect(response.headers.getSetCookie()).toEqual([]);
     }
@@ -44,7 +55,7 @@ describe('the demo app', () => {
   });
 
   it('signs in from its own origin with a __Host- cookie', async () => {
-    const response = await app.request(`${origin}/login`, form('user=alice'));
+    const response = await app.request(`${origin}/login`, form(credentials('alice')));
     expect(response.status).toBe(303);
     const [cookie] = response.headers.getSetCookie();
     expect(cookie).toMatch(new RegExp(`^${cookieName}=Fe26`));
@@ -65,7 +76,7 @@ describe('the demo app', () => {
   it('lets nothing anonymous create a document: 50 empty sign-ins and 50 visits store nothing', async () => {
     const before = await documents();
     for (let i = 0; i < 50; i++) {
-      const response = await app.request(`${origin}/login`, form('user='));
+      const response = await app.request(`${origin}/login`, form(i % 2 === 0 ? 'user=&password=x' : 'user=bob&password='));
       expect(response.status).toBe(400);
       expect(response.headers.getSetCookie()).toEqual([]);
       expect(await response.text()).toContain('Please enter a user name');
@@ -75,7 +86,7 @@ describe('the demo app', () => {
   });
 
   it('refuses control characters in a user name with a page, not a server error', async () => {
-    const response = await app.request(`${origin}/login`, form('user=a%00b'));
+    const response = await app.request(`${origin}/login`, form('user=a%00b&password=x'));
     expect(response.status).toBe(400);
     expect(response.headers.getSetCookie()).toEqual([]);
   });
@@ -87,8 +98,8 @@ describe('the demo app', () => {
     }
     expect(await documents()).toBe(before);
 
-    const signIn = await app.request(`${origin}/login`, form('user=dora'));
-    const cookie = signIn.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+    const signIn = await app.request(`${origin}/login`, form(credentials('dora')));
+    const cookie = cookieOf(signIn);
     const out = await app.request(`${origin}/logout`, form('', { cookie }));
     // One Set-Cookie for the name: the goodbye session's (it replaces the signed-in cookie).
     const [goodbye, ...more] = out.headers.getSetCookie();
@@ -102,7 +113,7 @@ describe('the demo app', () => {
   });
 
   it('serves the store\'s OpenTelemetry metrics in Prometheus\'s format: sign-ins move the counters and the gauge', async () => {
-    const response = await app.request(`${origin}/login`, form('user=metrics-user'));
+    const response = await app.request(`${origin}/login`, form(credentials('metrics-user')));
     expect(response.status).toBe(303);
     const text = await (await app.request(`${origin}/metrics`)).text();
     expect(text).toMatch(/^# TYPE mongostore_session_created_total counter$/m);
@@ -115,5 +126,50 @@ describe('the demo app', () => {
     );
     expect(text).toMatch(/^# TYPE db_client_operation_duration histogram$/m);
     expect(text).toMatch(/^db_client_operation_duration_count\{[^}]*db_operation_name="insert"[^}]*\} [1-9]\d*$/m);
+  });
+
+  it('refuses a wrong password and an unknown user with one clear message, storing nothing', async () => {
+    const before = await documents();
+    for (const body of [credentials('alice', 'bob-Pa55word'), credentials('alice', 'alice-pa55word'), credentials('mallory', 'alice-Pa55word')]) {
+      const response = await app.request(`${origin}/login`, form(body));
+      expect(response.status).toBe(401);
+      expect(response.headers.getSetCookie()).toEqual([]);
+      const text = await response.text();
+      expect(text).toContain('Wrong user name or password.');
+      expect(text).not.toContain('Pa55word'); // the password is not sent back
+    }
+    expect(await documents()).toBe(before);
+  });
+
+  it('a wrong password for another account leaves the signed-in user as they were', async () => {
+    const cookie = cookieOf(await app.request(`${origin}/login`, form(credentials('bob'))));
+    const attempt = await app.request(`${origin}/login`, form(credentials('alice', 'guess'), { cookie }));
+    expect(attempt.status).toBe(401);
+    expect(attempt.headers.getSetCookie()).toEqual([]);
+    const home = await (await app.request(`${origin}/`, { headers: { cookie } })).text();
+    expect(home).toContain('<strong id="user">bob</strong>');
+  });
+
+  it('answers /admin/sessions to an admin only: 403 for anonymous and non-admin clients', async () => {
+    const anonymous = await app.request(`${origin}/admin/sessions`);
+    expect(anonymous.status).toBe(403);
+    expect(anonymous.headers.getSetCookie()).toEqual([]);
+    expect(await anonymous.json()).not.toHaveProperty('active');
+
+    const bob = cookieOf(await app.request(`${origin}/login`, form(credentials('bob'))));
+    const plain = await app.request(`${origin}/admin/sessions`, { headers: { cookie: bob } });
+    expect(plain.status).toBe(403);
+    expect(await (await app.request(`${origin}/`, { headers: { cookie: bob } })).text()).not.toContain('/admin/sessions');
+
+    const alice = cookieOf(await app.request(`${origin}/login`, form(credentials('alice'))));
+    const admin = await app.request(`${origin}/admin/sessions`, { headers: { cookie: alice } });
+    expect(admin.status).toBe(200);
+    const { active } = (await admin.json()) as { active: unknown };
+    expect(Number.isInteger(active)).toBe(true);
+    expect(await (await app.request(`${origin}/`, { headers: { cookie: alice } })).text()).toContain('href="/admin/sessions"');
+  });
+
+  it('says on its pages that /metrics is public', async () => {
+    expect(await (await app.request(`${origin}/`)).text()).toContain('The metrics page is public in this demo');
   });
 });
