@@ -177,7 +177,7 @@ export function createApp(
   });
   app.get('/admin/sessions', async (c) => c.json({ active: await store.getActiveSessionsCount() }));
 
-  // The store's OpenTelemetry metrics (README, "Metrics and traces"), for
+  // The store's OpenTelemetry metrics (docs/metrics.md), for
   // Prometheus. Public in this demo, as its pages say: counts and timings,
   // no user's data; in production serve it to your scraper only.
   app.get('/metrics', async (c) =>

@@ -24,14 +24,13 @@ export function deviceName(userAgent: string | undefined): string {
 }
 
 /**
- * When the device's current owner signed in. `signedInAt` is new in
- * `DeviceInfo` (it lands on main beside this demo, so this branch's type may
- * not have it yet: hence the narrow local type) and absent for sessions
- * written before it: those fall back to `createdAt`, when the session began
- * (for a sign-in through `regenerate()`, the anonymous session before it).
+ * When the device's current owner signed in. `signedInAt` is absent for
+ * sessions written before it was recorded: those fall back to `createdAt`,
+ * when the session began (for a sign-in through `regenerate()`, the
+ * anonymous session before it).
  */
 export function signedInAt(device: DeviceInfo): Date {
-  return (device as DeviceInfo & { signedInAt?: Date | undefined }).signedInAt ?? device.createdAt;
+  return device.signedInAt ?? device.createdAt;
 }
 
 const relative = new Intl.RelativeTimeFormat('en', { numeric: 'auto' });

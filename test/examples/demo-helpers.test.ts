@@ -76,6 +76,6 @@ describe('the devices page', () => {
     const device: DeviceInfo = { handle: 'h'.repeat(22), createdAt, lastSeenAt: createdAt, expiresAt: createdAt };
     expect(signedInAt(device)).toBe(createdAt);
     const signedIn = new Date('2025-06-01T11:00:00Z');
-    expect(signedInAt({ ...device, signedInAt: signedIn } as DeviceInfo)).toBe(signedIn);
+    expect(signedInAt({ ...device, signedInAt: signedIn })).toBe(signedIn);
   });
 });
