@@ -48,7 +48,11 @@ const keysByField = new Map<string, string>();
 /** Most conversions kept each way; a full map starts over, so keys made from data cannot grow it. */
 const maxRememberedKeys = 1024;
 
+/** Longest key (or field) remembered: the map holds at most 1,024 short strings, whatever keys an app makes. */
+const maxRememberedLength = 128;
+
 function remember(map: Map<string, string>, from: string, to: string): string {
+  if (from.length > maxRememberedLength) return to;
   if (map.size >= maxRememberedKeys) map.clear();
   map.set(from, to);
   return to;
@@ -126,9 +130,9 @@ export function deltaOf(loaded: SessionContent, now: SessionContent, mode: Conte
  */
 export function contentSize(content: SessionContent): number {
   let bytes = 0;
-  // A key counts its UTF-16 length, which is at most its UTF-8 length, which
-  // its field's base64url gives without decoding it.
-  for (const [field, text] of content.values) bytes += Buffer.byteLength(text) + Math.floor(((field.length - 1) * 3) / 4) + 3;
+  // Exactly what the encoder counts for a key (its UTF-16 length): more
+  // would raise the budget of a save above what it stored.
+  for (const [field, text] of content.values) bytes += Buffer.byteLength(text) + keyOfField(field).length + 3;
   for (const text of content.flashes.values()) bytes += Buffer.byteLength(text) + 5;
   return bytes;
 }

@@ -21,6 +21,8 @@ export interface HousekeepingConfig {
   /** Milliseconds between write-driven batches; 0: none. */
   intervalMs: number;
   onError: (error: unknown) => void;
+  /** Starts a write-driven batch outside the writing request's trace (Telemetry.detached). */
+  detached: <T>(call: () => T) => T;
 }
 
 /** Deletes a store's expired sessions, after its writes and in an optional loop. */
@@ -52,10 +54,16 @@ export class Housekeeping {
     if (now - this.#lastBatchAt < intervalMs) return;
     this.#lastBatchAt = now;
     this.#batchRunning = true;
-    const { backend, batchSize, timeoutMs, onError } = this.#config;
-    withTimeout('deleteExpired', timeoutMs, (signal) => backend.deleteExpired(batchSize, signal))
+    const { backend, batchSize, timeoutMs, onError, detached } = this.#config;
+    // The next batch may start once this one has ended or its bound has
+    // passed (`timeoutMs`, or the interval when that is 0): a batch that
+    // never settles (a backend that ignores the signal) does not stop them.
+    const release = setTimeout(() => (this.#batchRunning = false), timeoutMs > 0 ? timeoutMs : intervalMs);
+    (release as { unref?: () => void }).unref?.();
+    detached(() => withTimeout('deleteExpired', timeoutMs, (signal) => backend.deleteExpired(batchSize, signal)))
       .catch((error: unknown) => reportSafely(onError, error))
       .finally(() => {
+        clearTimeout(release);
         this.#batchRunning = false;
       });
   }

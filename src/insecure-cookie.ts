@@ -40,7 +40,8 @@ export class InsecureCookieWarning {
     this.#warn(
       `mongostore: a Secure session cookie was sent in answer to http://${hostname}/. Browsers drop Secure cookies on plain http ` +
         '(except on localhost), so each request starts a new session. Serve the app over https (a proxy that terminates TLS ' +
-        'should send X-Forwarded-Proto: https), or set options.secure = false for a plain-http test host only.',
+        'should send X-Forwarded-Proto: https), or set options.secure = false for a plain-http test host only ' +
+        '(and drop a __Host- or __Secure- prefix from the cookie name, which requires Secure). Warned once per store.',
     );
   }
 }

@@ -44,11 +44,13 @@ export function refreshDue(stored: Date, wanted: Date, lifetime: Lifetime, touch
 }
 
 /**
- * How long a transient session lives at most: one with no owner and no
- * values, holding flashes at most (a "You are signed out" after a sign-out).
- * Its flashes are for the next request; kept for the store's 30 days, every
- * sign-out would leave an empty record behind. Not with the store's
- * `saveUninitialized`, which asks to keep empty sessions.
+ * How long a transient session lives at most when it is created, or signed
+ * out by clearing its owner: one with no owner and no values, holding
+ * flashes at most (a "You are signed out" after a sign-out). Its flashes are
+ * for the next request; kept for the store's 30 days, every sign-out would
+ * leave an empty record behind. A save that stores a value rolls it to the
+ * full lifetime; one that empties a session does not roll it. Not with the
+ * store's `saveUninitialized`, which asks to keep empty sessions.
  */
 export const transientLifetimeMs = 60 * 60 * 1000;
 

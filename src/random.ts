@@ -7,7 +7,9 @@
  * IV), a quarter of its whole cost before this. Node's own
  * `crypto.randomUUID()` keeps a batch for the same reason. Every byte is
  * handed out once and never again; callers get a copy of their own, so
- * nothing they do reaches the batch.
+ * nothing they do reaches the batch. The price, as with `randomUUID`: up to
+ * 4 KB of bytes not yet handed out (the next ids, handles and IVs) sit in
+ * the process's memory, where a heap snapshot or core dump would show them.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -27,7 +29,9 @@ export function randomBytesBatched(count: number): Buffer {
     batch = randomBytes(batchBytes);
     offset = 0;
   }
-  const bytes = Buffer.from(batch.subarray(offset, offset + count));
+  // A buffer of its own (Buffer.from would copy into Node's shared pool).
+  const bytes = Buffer.alloc(count);
+  batch.copy(bytes, 0, offset, offset + count);
   // What was handed out is overwritten in the batch, so no later reader of
   // this memory can learn it.
   batch.fill(0, offset, offset + count);

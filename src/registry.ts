@@ -43,3 +43,8 @@ export class Registry<T> {
     return [...(this.#entries.get(request)?.values() ?? [])];
   }
 }
+
+/** Whether `name` can name a session (a cookie): a non-empty string; the cookie rules are checked at `save`. */
+export function isSessionName(name: unknown): name is string {
+  return typeof name === 'string' && name !== '';
+}

@@ -13,7 +13,7 @@ import { type DeviceInfo, isHandle, toDeviceInfo } from './devices.ts';
 import { SessionOptionsError } from './errors.ts';
 import { type SessionOptions, validateCookie } from './options.ts';
 import { checkOwnerArgument, inPasses, ownerOf } from './owner.ts';
-import { Registry, type RequestLike, toRequest } from './registry.ts';
+import { isSessionName, Registry, type RequestLike, toRequest } from './registry.ts';
 import { type SaveOutcome, Session, sessionState } from './session.ts';
 import { SessionLoader } from './session-loader.ts';
 import { end, SessionWriter } from './session-writer.ts';
@@ -64,8 +64,8 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     this.options = settings.options;
     this.#absoluteMaxAgeMs = settings.absoluteMaxAgeMs;
     this.#timeoutMs = settings.timeoutMs;
-    // Not a closure over `this`: closures made here share one scope, and the
-    // gauge's callback below must not keep the store alive.
+    // No closures here (bound methods instead): the meter holds the gauge's
+    // callback, which must not keep the store or its backend alive.
     const bounded = boundedBy(settings.timeoutMs);
     this.#telemetry = Telemetry.create(config.telemetry, backend.database);
     this.#sessions = instrumentBackend(backend, this.#telemetry);
@@ -75,6 +75,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       timeoutMs: settings.timeoutMs,
       intervalMs: settings.cleanupIntervalMs,
       onError: settings.onError,
+      detached: this.#telemetry.detached.bind(this.#telemetry),
     });
     this.#writer = new SessionWriter<V>({
       backend: this.#sessions,
@@ -87,8 +88,6 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       saveUninitialized: settings.saveUninitialized,
       describeDevice: settings.describeDevice,
       insecureCookies: new InsecureCookieWarning(),
-      // Bound, not a closure: the gauge's closure below shares this scope,
-      // and must not hold the backend (through the housekeeping) strongly.
       written: this.#housekeeping.afterWrite.bind(this.#housekeeping),
       withTimeout: bounded,
     });
@@ -100,13 +99,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       absoluteMaxAgeMs: this.#absoluteMaxAgeMs,
       withTimeout: bounded,
     });
-    // Weakly held, so that a store nobody uses any more is not kept alive by the meter.
-    const sessions = new WeakRef(this.#sessions);
-    const timeoutMs = this.#timeoutMs;
-    this.#telemetry.observeActiveSessions(() => {
-      const backend = sessions.deref();
-      return backend && withTimeout('countLiveByProvider', timeoutMs, (signal) => backend.countLiveByProvider(signal));
-    });
+    this.#telemetry.observeLiveSessionsOf(this.#sessions, this.#timeoutMs);
   }
 
   /**
@@ -152,7 +145,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * TimeoutError. A later `get` for the request tries again.
    */
   get(req: RequestLike, name: string): Promise<Session<V>> {
-    if (!isName(name)) return Promise.reject(new TypeError('get: name must be the cookie name, a non-empty string'));
+    if (!isSessionName(name)) return Promise.reject(new TypeError('get: name must be the cookie name, a non-empty string'));
     const request = toRequest(req);
     const existing = this.#registry.get(request, name);
     if (existing !== undefined) return existing;
@@ -172,7 +165,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * @throws TypeError and SessionStoreError (rejects) as `get` does.
    */
   async new(req: RequestLike, name: string): Promise<Session<V>> {
-    if (!isName(name)) throw new TypeError('new: name must be the cookie name, a non-empty string');
+    if (!isSessionName(name)) throw new TypeError('new: name must be the cookie name, a non-empty string');
     const request = toRequest(req);
     const registered = await this.#registry.get(request, name)?.catch(() => undefined);
     const ended = registered?.[sessionState].ended;
@@ -196,7 +189,9 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * after `regenerate()` on MongoDB: insert new, retire old); none for an
    * unchanged one or a new one that is still empty (unless
    * `saveUninitialized`). Everything that can be refused is checked, and the
-   * cookie sealed and serialized, before the first write.
+   * cookie sealed and serialized, before the first write (of a fresh session
+   * `new` gave after a `destroy()`, the destroyed one is deleted first: a
+   * sign-out happens even when the fresh session is refused).
    *
    * @throws TypeError when `target` cannot take a Set-Cookie (a Response:
    * pass its `headers`) or `session` is not a Session; nothing is written.
@@ -209,6 +204,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    */
   async save(req: RequestLike, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
     checkCookieTarget(target, 'save');
+    const request = toRequest(req);
     if (!(session instanceof Session)) throw new TypeError('save: session must be a Session from this store\'s get or new');
     const state = session[sessionState];
     if (state.ended !== undefined) return state.ended;
@@ -218,15 +214,24 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     if (session.id !== state.storeId) {
       throw new SessionOptionsError('session.id was changed: it must be the id the store gave the session');
     }
+    // The destroyed session a fresh one follows is saved (deleted) first,
+    // even when the fresh one is destroyed too: the sign-out always happens.
+    const predecessor = state.predecessor as Session<V> | undefined;
+    if (predecessor !== undefined && predecessor[sessionState].ended === undefined) {
+      return this.#saveAfter(predecessor, request, target, session);
+    }
+    return this.#saveOwn(request, target, session);
+  }
+
+  /** Saves one session whose predecessor, if any, is saved. */
+  #saveOwn(request: Request, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
     if (session.options.maxAge <= 0) return this.#writer.delete(target, session);
     // A fresh session on a just-replaced id (a parallel request of a browser
     // that signed in) writes nothing, unless it is a sign-in itself.
-    if (session.error === 'replaced' && session.id === '' && !state.regenerating) return end(target, session, 'superseded');
-    const predecessor = state.predecessor as Session<V> | undefined;
-    if (predecessor !== undefined && predecessor[sessionState].ended === undefined) {
-      return this.#saveAfter(predecessor, req, target, session);
+    if (session.error === 'replaced' && session.id === '' && !session[sessionState].regenerating) {
+      return Promise.resolve(end(target, session, 'superseded'));
     }
-    return this.#writer.write(toRequest(req), target, session);
+    return this.#writer.write(request, target, session);
   }
 
   /**
@@ -234,13 +239,13 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * One Set-Cookie per name (RFC 6265 4.1.1): the destroyed session's
    * clearing cookie is sent only when the fresh one sends none.
    */
-  async #saveAfter(predecessor: Session<V>, req: RequestLike, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
+  async #saveAfter(predecessor: Session<V>, request: Request, target: CookieTarget, session: Session<V>): Promise<SaveOutcome> {
     const clearing: string[] = [];
-    await this.save(req, { header: (_name, value) => void clearing.push(value) }, predecessor);
+    await this.save(request, { header: (_name, value) => void clearing.push(value) }, predecessor);
     let sent = false;
     const recorded: CookieTarget = { header: (_name, value) => void ((sent = true), appendSetCookie(target, value)) };
     try {
-      return await this.#writer.write(toRequest(req), recorded, session);
+      return await this.#saveOwn(request, recorded, session);
     } finally {
       if (!sent) for (const line of clearing) appendSetCookie(target, line);
     }
@@ -392,7 +397,3 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   }
 }
 
-
-function isName(name: unknown): name is string {
-  return typeof name === 'string' && name !== '';
-}

@@ -73,8 +73,14 @@ interface Plan {
    * (the stored one, or the store's default): only then is it written.
    */
   lifetimeChanged: boolean;
-  /** No owner and no values (flashes at most): lives at most `transientLifetimeMs` (lifetime.ts). */
+  /** No owner and no values (flashes at most): see `transientLifetimeMs` (lifetime.ts). */
   transient: boolean;
+  /**
+   * What this save stores is transient and exactly this request's view (a
+   * new session, or an owner change away from someone, which no parallel
+   * write of the old tenure survives): its expiry is capped.
+   */
+  capped: boolean;
 }
 
 /** Attempts of a write whose lifetime guard missed (another request changed the lifetime meanwhile). */
@@ -162,7 +168,9 @@ export class SessionWriter<V extends Storable<V>> {
     const lifetimeChanged = session.id !== '' && lifetimeKey(lifetime) !== lifetimeKey(inForce);
     // With saveUninitialized, an empty session is what the app asked to keep.
     const transient = !this.#config.saveUninitialized && isTransient(content.values.size, owner.user);
-    return { content, delta, owner, ownerChanged, flashes, lifetime, own: ownLifetime(lifetime, this.#config.defaults), lifetimeChanged, transient };
+    const capped = transient && (session.id === '' || ownerChanged);
+    const own = ownLifetime(lifetime, this.#config.defaults);
+    return { content, delta, owner, ownerChanged, flashes, lifetime, own, lifetimeChanged, transient, capped };
   }
 
   /** A new session: a new id, one insert, its cookie. */
@@ -171,7 +179,7 @@ export class SessionWriter<V extends Storable<V>> {
     const id = newSessionId();
     const now = Date.now();
     const createdAt = new Date(now);
-    const expiresAt = cappedExpiry(expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs), now, plan.transient);
+    const expiresAt = cappedExpiry(expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs), now, plan.capped);
     const cookie = this.#sealedCookie(session, id, expiresAt);
     const signedInAt = plan.owner.user === undefined ? undefined : createdAt;
     const record = { content: plan.content, owner: plan.owner, epoch: 1, lifetime: plan.own, createdAt, expiresAt, device, signedInAt };
@@ -201,7 +209,7 @@ export class SessionWriter<V extends Storable<V>> {
     const createdAt = state.createdAt ?? new Date(now);
     const full = expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs);
     if (!(full.getTime() > now)) return this.#expireNow(target, session);
-    const expiresAt = cappedExpiry(full, now, plan.transient);
+    const expiresAt = cappedExpiry(full, now, plan.capped);
     const device = deviceFieldsFor(request, this.#config.describeDevice);
     const id = newSessionId();
     const cookie = this.#sealedCookie(session, id, expiresAt);
@@ -240,17 +248,19 @@ export class SessionWriter<V extends Storable<V>> {
     const storedExpiry = state.expiresAt ?? new Date(0);
     const full = expiryAt(now, plan.lifetime, state.createdAt ?? new Date(now), this.#config.absoluteMaxAgeMs);
     if (!(full.getTime() > now)) return this.#expireNow(target, session);
-    const wantedExpiry = cappedExpiry(full, now, plan.transient);
+    const wantedExpiry = cappedExpiry(full, now, plan.capped);
     const { lifetimeChanged } = plan;
-    // A transient session's expiry is not rolled: emptied, it ends where it
-    // stood, and a parallel request that stores something rolls it (its
-    // own plan is not transient), which this one must not undo.
-    // A cookie under an older key pair is re-sealed with a refresh: the
-    // write checks the session is still live.
+    // A transient save does not roll the expiry when it is due: emptied, a
+    // session ends where it stood, and a parallel request that stores
+    // something rolls it (its own plan is not transient). A cookie under an
+    // older key pair is re-sealed with a refresh: the write checks the
+    // session is still live.
     const refresh =
       lifetimeChanged ||
-      (!plan.transient && (state.olderKey || refreshDue(storedExpiry, wantedExpiry, plan.lifetime, this.#config.touchAfterMs)));
-    const cookieNeeded = refresh || state.olderKey || !state.cookieDelivered;
+      plan.capped ||
+      state.olderKey ||
+      (!plan.transient && refreshDue(storedExpiry, wantedExpiry, plan.lifetime, this.#config.touchAfterMs));
+    const cookieNeeded = refresh || !state.cookieDelivered;
     const contentChanged = !isEmptyDelta(plan.delta);
     if (!contentChanged && !plan.ownerChanged && !cookieNeeded) return 'unchanged';
     const expiresAt = refresh ? wantedExpiry : storedExpiry;

@@ -15,6 +15,7 @@ import type { SessionLoadError } from './session.ts';
 import { version } from './version.ts';
 import { SessionOptionsError } from './errors.ts';
 import { checkKnownKeys } from './options.ts';
+import { type SessionBackend, withTimeout } from './backend.ts';
 
 /** Any `@opentelemetry/api` 1.x MeterProvider (an SDK's, or the global one). */
 export interface MeterProviderLike {
@@ -203,6 +204,30 @@ export class Telemetry {
 
   cookieAccepted(keyPairId: string, current: boolean): void {
     this.#counters?.accepted.add(1, { ...this.#database, 'mongostore.key_pair.id': keyPairId, 'mongostore.key_pair.current': current });
+  }
+
+  /**
+   * Serves the live-session gauge from `backend`'s count, each within
+   * `timeoutMs`. The backend is held weakly, so a store nobody uses any more
+   * is not kept alive by the meter (its gauge then stops).
+   */
+  observeLiveSessionsOf(backend: Pick<SessionBackend, 'countLiveByProvider'>, timeoutMs: number): void {
+    const held = new WeakRef(backend);
+    this.observeActiveSessions(() => {
+      const live = held.deref();
+      return live && withTimeout('countLiveByProvider', timeoutMs, (signal) => live.countLiveByProvider(signal));
+    });
+  }
+
+  /**
+   * Runs `call` outside the caller's trace: work a request only triggers
+   * (a cleanup batch after its write) gets spans of its own, not children
+   * of the request's span, which it may outlive.
+   */
+  detached<T>(call: () => T): T {
+    if (this.#tracer?.() === undefined) return call();
+    const otel = openTelemetryApi();
+    return otel ? otel.context.with(otel.ROOT_CONTEXT, call) : call();
   }
 
   /**

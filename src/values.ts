@@ -38,9 +38,13 @@ type OwnerFields<T> = string extends keyof T
   : 'user' extends keyof T
     ? 'provider' extends keyof T
       ? { [K in 'user' | 'provider']?: unknown extends T[K] ? unknown : string | null | undefined }
-      : { provider: string }
+      : unknown extends T['user' & keyof T]
+        ? unknown
+        : { provider: string }
     : 'provider' extends keyof T
-      ? { user: string }
+      ? unknown extends T['provider' & keyof T]
+        ? unknown
+        : { user: string }
       : unknown;
 
 type StorableField<T> = unknown extends T

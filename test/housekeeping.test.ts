@@ -5,6 +5,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Housekeeping } from '../src/housekeeping.ts';
 import { SessionOptionsError, type SessionStoreConfig } from '../src/index.ts';
 import type { SessionStore } from '../src/session-store.ts';
 import { type Backend, backends } from './support/backends.ts';
@@ -81,5 +82,31 @@ describe.each(backends)('housekeeping on $name', (backend: Backend) => {
     for (const cleanupInterval of [-1, 2 ** 31, Number.NaN, '60000' as unknown as number]) {
       await expect(makeStore({ cleanupInterval })).rejects.toBeInstanceOf(SessionOptionsError);
     }
+  });
+});
+
+describe('Housekeeping, on its own', () => {
+  const config = (deleteExpired: (limit: number) => Promise<number>, timeoutMs: number, intervalMs: number, errors: unknown[] = []) =>
+    new Housekeeping({ backend: { deleteExpired }, batchSize: 10, timeoutMs, intervalMs, onError: (e) => errors.push(e), detached: (call) => call() });
+
+  it('a batch that never settles does not stop the next ones, even with timeoutMs: 0', async () => {
+    let calls = 0;
+    const housekeeping = config(() => {
+      calls += 1;
+      return new Promise<number>(() => {}); // a backend that ignores its signal, on a dead connection
+    }, 0, 30);
+    for (let i = 0; i < 8; i++) {
+      housekeeping.afterWrite();
+      await sleep(20);
+    }
+    expect(calls).toBeGreaterThanOrEqual(3);
+  });
+
+  it('reports a failed batch to onError and never rejects', async () => {
+    const errors: unknown[] = [];
+    const housekeeping = config(() => Promise.reject(new Error('down')), 1000, 60_000, errors);
+    housekeeping.afterWrite();
+    await vi.waitFor(() => expect(errors).toHaveLength(1));
+    expect(String(errors[0])).toMatch(/down/);
   });
 });

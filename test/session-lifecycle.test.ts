@@ -629,8 +629,9 @@ function expectCookieLifetime(cookie: SentCookie, choice: LifetimeChoice, transi
 
 /**
  * A save whose own values are empty (no owner, flashes at most) is
- * transient: its expiry is capped at an hour from now, and it does not roll
- * the stored one (src/lifetime.ts).
+ * transient: it does not roll the stored expiry when a refresh is due; a new
+ * session, or one signed out by clearing its owner, gets an expiry capped at
+ * an hour from now (src/lifetime.ts).
  */
 const transientMs = 60 * 60 * 1000;
 const isTransient = (values: Record<string, string>) => Object.keys(values).length === 0;
@@ -819,12 +820,13 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
     else if (fromSomeone) stats.signInsFromSomeone++;
   }
   if (lifetimeChanged) stats.lifetimeChanges++;
-  // A transient save neither rolls the expiry nor re-seals with a refresh;
-  // a save that stores a value rolls an expiry a transient save capped.
+  // A transient save does not roll the expiry; signing out by clearing the
+  // owner caps it; a save that stores a value rolls an expiry a capped save
+  // left (the expiry this request loaded decides, as the store compares with it).
   const transient = isTransient(ch.values);
   if (transient) stats.transientSaves++;
-  // (The expiry this request loaded decides, as the store compares with it.)
-  const refresh = ch.regenerate || lifetimeChanged || (!transient && (p.reseal || p.cappedAtLoad));
+  const capNow = transient && ownerChanged;
+  const refresh = ch.regenerate || lifetimeChanged || p.reseal || capNow || (!transient && p.cappedAtLoad);
   if (!transient && p.cappedAtLoad && !ch.regenerate && !lifetimeChanged && !p.reseal) stats.cappedRolled++;
 
   if (ch.regenerate) {
@@ -837,14 +839,14 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
       tenure,
       history: ownerChanged ? [...session.history, tenure] : [...session.history],
       lifetime,
-      expiry: windowOf(obs, lifetime, transient),
-    }, transient);
+      expiry: windowOf(obs, lifetime, capNow),
+    }, capNow);
     session.state = 'replaced';
     session.successor = created;
     model.sessions.push(created);
     stats.regenerations++;
     if (metLaterWrite) stats.regenerationCarries++;
-    expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime, transient);
+    expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime, capNow);
     issue(created, obs.cookies[0]);
   } else {
     // A cookie under an older key is re-sealed even when the expiry stays (a transient save).
@@ -860,9 +862,9 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
       session.history.push(tenure);
     }
     if (refresh) {
-      session.expiry = windowOf(obs, lifetime, transient);
-      session.capped = transient && lifetimeMs(lifetime, true) < lifetimeMs(lifetime, false);
-      expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime, transient);
+      session.expiry = windowOf(obs, lifetime, capNow);
+      session.capped = capNow && lifetimeMs(lifetime, true) < lifetimeMs(lifetime, false);
+      expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime, capNow);
     }
     if (cookie) issue(session, obs.cookies[0]);
   }
@@ -948,6 +950,11 @@ async function checkInvariants(model: Model, real: Real): Promise<void> {
       id: session.realId,
       user,
       provider: user === undefined ? undefined : provider,
+    });
+    // A session holding values never lives on the hour a transient save gives.
+    expect({ id: session.realId, valuesOnCappedExpiry: session.capped && Object.keys(session.values).length > 0 }).toEqual({
+      id: session.realId,
+      valuesOnCappedExpiry: false,
     });
     const expiresAt = stored?.expiresAt.getTime() ?? 0;
     expect(expiresAt).toBeGreaterThanOrEqual(session.expiry[0] - expirySlackMs);

@@ -1503,6 +1503,20 @@ describe('what the second outside review found', () => {
     expect(await docs.count()).toBe(0);
   });
 
+  it('destroy(), new(), destroy() again: the signed-in session is deleted, one clearing cookie', async () => {
+    const { store, docs } = await makeStore({ saveUninitialized: false });
+    const { cookie } = await createSession(store, { user: 'alice', provider: 'password' });
+    const req = requestWith({ sid: cookie });
+    (await store.get(req, 'sid')).destroy();
+    const fresh = await store.new(req, 'sid');
+    fresh.destroy();
+    const headers = new Headers();
+    await store.saveAll(req, headers);
+    expect(onlyCookie(headers).value).toBe('');
+    expect(await docs.count()).toBe(0);
+    expect((await load(store, cookie)).isNew).toBe(true);
+  });
+
   it('a sign-out without a flash sends the one clearing cookie', async () => {
     const { store, docs } = await makeStore({ saveUninitialized: false });
     const { cookie } = await createSession(store, { user: 'alice', provider: 'password' });
@@ -1542,6 +1556,48 @@ describe('what the second outside review found', () => {
     expect(Number(onlyCookie(refreshed).attributes['max-age'])).toBeGreaterThan(29 * day);
   });
 
+  it('a transient save never shortens what a parallel request stored: regenerate(), a lifetime change, a re-seal', async () => {
+    const { store, docs } = await makeStore({ saveUninitialized: false });
+    const hour = 60 * 60 * 1000;
+    for (const variant of ['regenerate', 'lifetime'] as const) {
+      const req = requestWith();
+      const flashed = await store.get(req, 'sid');
+      flashed.addFlash('hello');
+      const headers = new Headers();
+      await store.save(req, headers, flashed);
+      const cookie = onlyCookie(headers).value;
+      // R1 and R2 load the flash-only session; R2 stores a value first.
+      const r1req = requestWith({ sid: cookie });
+      const r1 = await store.get(r1req, 'sid');
+      const r2req = requestWith({ sid: cookie });
+      const r2 = await store.get(r2req, 'sid');
+      r2.values.visits = 1;
+      expect(await store.save(r2req, new Headers(), r2)).toBe('updated');
+      if (variant === 'regenerate') r1.regenerate();
+      else r1.options.persistent = false;
+      r1.addFlash('again');
+      const sent = new Headers();
+      await store.save(r1req, sent, r1);
+      const stored = await docs.record(r1.id);
+      expect({ variant, rolled: (stored?.expiresAt.getTime() ?? 0) > Date.now() + 29 * day * 1000 }).toEqual({ variant, rolled: true });
+      expect((await load(store, onlyCookie(sent).value)).values).toEqual({ visits: 1 });
+      expect(stored?.expiresAt.getTime()).toBeGreaterThan(Date.now() + hour);
+    }
+  });
+
+  it('signing out by clearing the owner leaves a record that lives an hour at most', async () => {
+    const { store, docs } = await makeStore({ saveUninitialized: false });
+    const { cookie, session: created } = await createSession(store, { user: 'alice', provider: 'password' });
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    session.values = {};
+    session.addFlash('You are signed out');
+    const headers = new Headers();
+    expect(await store.save(req, headers, session)).toBe('updated');
+    expect((await docs.record(created.id))?.expiresAt.getTime()).toBeLessThanOrEqual(Date.now() + 60 * 60 * 1000);
+    expect(onlyCookie(headers).attributes['max-age']).toBe('3600');
+  });
+
   it('checks the cookie target and the name before anything is written', async () => {
     const { store, docs } = await makeStore();
     const req = requestWith();
@@ -1577,6 +1633,27 @@ describe('what the second outside review found', () => {
     } finally {
       warn.mockRestore();
     }
+  });
+
+  it('maxValuesBytes holds across saves with non-ASCII keys: what is stored never raises the budget', async () => {
+    const { store } = await makeStore({ maxValuesBytes: 1000 });
+    let { cookie } = await createSession(store, {});
+    const outcomes: string[] = [];
+    for (let round = 0; round < 5; round++) {
+      const req = requestWith({ sid: cookie });
+      const session = await store.get(req, 'sid');
+      // 300 UTF-16 units (600 UTF-8 bytes) per key: the encoder counts 303 per key.
+      (session.values as Record<string, unknown>)[`${'é'.repeat(299)}${round}`] = 1;
+      const headers = new Headers();
+      try {
+        outcomes.push(await store.save(req, headers, session));
+      } catch (error) {
+        expect(error).toBeInstanceOf(SessionValuesError);
+        outcomes.push('refused');
+      }
+      if (sentCookies(headers)[0]?.value) cookie = sentCookies(headers)[0]?.value ?? cookie;
+    }
+    expect(outcomes).toEqual(['updated', 'updated', 'updated', 'refused', 'refused']);
   });
 
   it('refuses unknown store configuration keys', async () => {

@@ -4,7 +4,8 @@
  * says, spans follow the database client conventions, and the live-session
  * gauge costs at most one counting command per interval.
  */
-import { type Attributes, metrics, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { type Attributes, type Context, context, type ContextManager, metrics, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import {
   AggregationTemporality,
   DataPointType,
@@ -13,7 +14,7 @@ import {
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type SessionStoreConfig, SessionOptionsError, SessionStoreError } from '../src/index.ts';
 import { CookieCodec } from '../src/codec.ts';
 import { instrumentBackend } from '../src/instrumented-backend.ts';
@@ -38,6 +39,27 @@ class CountingBackend extends MemoryBackend {
 }
 
 /** An SDK pipeline whose metrics and spans the test reads. */
+/** The context manager an SDK registers (@opentelemetry/context-async-hooks), in a few lines. */
+class AsyncLocalContextManager implements ContextManager {
+  readonly #storage = new AsyncLocalStorage<Context>();
+  active(): Context {
+    return this.#storage.getStore() ?? ROOT_CONTEXT;
+  }
+  with<A extends unknown[], F extends (...args: A) => ReturnType<F>>(ctx: Context, fn: F, thisArg?: ThisParameterType<F>, ...args: A): ReturnType<F> {
+    return this.#storage.run(ctx, () => fn.apply(thisArg, args));
+  }
+  bind<T>(_ctx: Context, target: T): T {
+    return target;
+  }
+  enable(): this {
+    return this;
+  }
+  disable(): this {
+    this.#storage.disable();
+    return this;
+  }
+}
+
 function pipeline() {
   const metrics = new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE);
   const reader = new PeriodicExportingMetricReader({ exporter: metrics, exportIntervalMillis: 3_600_000 });
@@ -271,6 +293,36 @@ describe.each(backends)('telemetry on $name', (backend: Backend) => {
     await store.expireSessions('carol', 'github');
     await new Promise((resolve) => setTimeout(resolve, 80));
     expect(await byProvider()).toEqual({ password: 1, github: 0, undefined: 0 });
+  });
+
+  it('a cleanup batch a request\'s write started is traced on its own, not as a child of the request', async () => {
+    const { store, otel } = await makeStore({ cleanupInterval: undefined });
+    // An app's request span, active while the handler saves (a context
+    // manager as an SDK registers one).
+    const manager = new AsyncLocalContextManager();
+    context.setGlobalContextManager(manager);
+    try {
+      const tracer = otel.tracerProvider.getTracer('app');
+      await tracer.startActiveSpan('GET /cart', async (span) => {
+        const req = requestWith();
+        const session = await store.get(req, 'sid');
+        session.values.visits = 1;
+        await store.save(req, new Headers(), session);
+        span.end();
+      });
+      await vi.waitFor(() => expect(otel.spans.getFinishedSpans().some((span) => span.name.startsWith('deleteExpired'))).toBe(true));
+    } finally {
+      context.disable();
+    }
+    const spans = otel.spans.getFinishedSpans();
+    const parentOf = (span: (typeof spans)[number]) =>
+      (span as unknown as { parentSpanContext?: { spanId: string } }).parentSpanContext?.spanId ??
+      (span as unknown as { parentSpanId?: string }).parentSpanId;
+    const request = spans.find((span) => span.name === 'GET /cart');
+    const insert = spans.find((span) => span.name.startsWith('insert'));
+    const cleanup = spans.find((span) => span.name.startsWith('deleteExpired'));
+    expect(parentOf(insert as (typeof spans)[number])).toBe(request?.spanContext().spanId); // the request's own call
+    expect(parentOf(cleanup as (typeof spans)[number])).toBeUndefined();
   });
 
   it('observes 0 on an idle store, not nothing', async () => {

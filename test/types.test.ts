@@ -62,10 +62,11 @@ describe('store value types', () => {
       new MongoStore<{ user?: string; provider?: string; cart: string[] }>(db, { keyPairs }),
       new MongoStore<{ user: string | null; provider: string | null }>(db, { keyPairs }),
       new MongoStore<{ user: unknown; provider: unknown }>(db, { keyPairs }),
+      new MongoStore<{ user: unknown }>(db, { keyPairs }), // unknown: checked at save
       new MongoStore<{ cart: string[] }>(db, { keyPairs }),
       new MongoStore(db, { keyPairs }),
     ];
-    expect(accepted).toHaveLength(5);
+    expect(accepted).toHaveLength(6);
   });
 
   it('keeps flashes out of the values type', () => {

@@ -16,7 +16,7 @@
  * short expiry. Ids reach MongoDB only as strings checked by the callers
  * (never objects), and session data only as one binary field.
  */
-import { Binary, type Collection, type Db } from 'mongodb';
+import { Binary, type Collection, type Db, MongoExpiredSessionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
 import {
   type ContentDelta,
   type DeviceRecord,
@@ -358,14 +358,23 @@ export class SessionCollection implements SessionBackend {
   async deleteExpired(limit: number, signal?: AbortSignal): Promise<number> {
     const now = new Date();
     return this.#run('deleteExpired', signal, async () => {
-      const expired = await this.#collection
-        .find({ expiresAt: { $lte: now } }, { projection: { _id: 1 }, limit })
-        .toArray();
       let deleted = 0;
-      for (const ids of chunksOfBytes(expired.map((doc) => doc._id), maxDeleteIdsBytes)) {
-        if (signal?.aborted) break;
-        const result = await this.#collection.deleteMany({ _id: { $in: ids }, expiresAt: { $lte: now } });
-        deleted += result.deletedCount;
+      try {
+        const expired = await this.#collection
+          .find({ expiresAt: { $lte: now } }, { projection: { _id: 1 }, limit })
+          .toArray();
+        for (const ids of chunksOfBytes(expired.map((doc) => doc._id), maxDeleteIdsBytes)) {
+          if (signal?.aborted) break;
+          const result = await this.#collection.deleteMany({ _id: { $in: ids }, expiresAt: { $lte: now } });
+          deleted += result.deletedCount;
+        }
+      } catch (error) {
+        // The app closed its client (it is shutting down, or a script ends
+        // right after a save) while the batch ran: nothing left to clean up,
+        // and nothing worth an error on its console.
+        if (!(error instanceof MongoTopologyClosedError || error instanceof MongoExpiredSessionError || error instanceof MongoNotConnectedError)) {
+          throw error;
+        }
       }
       return deleted;
     });

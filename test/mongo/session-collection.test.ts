@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { Binary, BSON, type Collection, type Db, ObjectId } from 'mongodb';
+import { Binary, BSON, type Collection, type Db, MongoClient, ObjectId } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoDBStore, MongoStore, SessionOptionsError, SessionStoreError } from '../../src/index.ts';
 import { chunksOfBytes, maxDeleteIdsBytes, SessionCollection } from '../../src/mongo/session-collection.ts';
@@ -23,6 +23,19 @@ const keyPairs = [{ authentication: randomKey() }];
 const uniqueCollection = () => `sessions_${randomBytes(5).toString('hex')}`;
 
 describe('the MongoDB backend', () => {
+  it('a client closed right after a save (a script, a test) ends the cleanup batch quietly: nothing reported', async () => {
+    const client = new MongoClient(t.uri);
+    const errors: unknown[] = [];
+    const store = new MongoStore<{ n: number }>(client.db(t.db.databaseName), { keyPairs, collection: uniqueCollection(), onError: (e) => errors.push(e) });
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values.n = 1;
+    expect(await store.save(req, new Headers(), session)).toBe('created'); // starts the first batch
+    await client.close();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(errors).toEqual([]);
+  });
+
   it('refuses a collection name MongoDB would refuse when the store is built, before any command', async () => {
     for (const collection of ['', 'a$b', 'a\0b', 'system.sessions', '.x', 'x'.repeat(121), 42]) {
       const commands = await t.commands.during(() => {
