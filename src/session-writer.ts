@@ -175,8 +175,8 @@ export class SessionWriter<V extends Storable<V>> {
 
   /** A new session: a new id, one insert, its cookie. */
   async #create(request: Request, target: CookieTarget, session: Session<V>, plan: Plan): Promise<SaveOutcome> {
-    const device = deviceFieldsFor(request, this.#config.describeDevice);
-    const id = newSessionId();
+    const state = session[sessionState];
+    const { id, device } = (state.triedCreate ??= { id: newSessionId(), device: deviceFieldsFor(request, this.#config.describeDevice) });
     const now = Date.now();
     const createdAt = new Date(now);
     const expiresAt = cappedExpiry(expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs), now, plan.capped);
@@ -184,6 +184,7 @@ export class SessionWriter<V extends Storable<V>> {
     const signedInAt = plan.owner.user === undefined ? undefined : createdAt;
     const record = { content: plan.content, owner: plan.owner, epoch: 1, lifetime: plan.own, createdAt, expiresAt, device, signedInAt };
     await this.#config.withTimeout('insert', (signal) => this.#config.backend.insert(id, record, signal));
+    state.triedCreate = undefined;
     this.#config.written();
     this.#config.telemetry.sessionCreated();
     session.id = id;

@@ -3,7 +3,7 @@
  * bookkeeping the store needs to decide what `save` must write.
  */
 import type { UnsealFailure } from './codec.ts';
-import type { Lifetime, SessionContent } from './backend.ts';
+import type { DeviceFields, Lifetime, SessionContent } from './backend.ts';
 import { newFlashField, type PendingFlash } from './content.ts';
 import type { SessionOptions } from './options.ts';
 import type { Owner } from './owner.ts';
@@ -73,6 +73,12 @@ export interface SessionState {
   olderKey: boolean;
   /** `regenerate()` was called: the next save replaces the document under a new id. */
   regenerating: boolean;
+  /**
+   * The id and device fields of a create whose insert failed: a retried
+   * save inserts them again, so an insert applied after all (its
+   * acknowledgement lost) is not stored twice (backend.ts, `insert`).
+   */
+  triedCreate: { id: string; device: DeviceFields } | undefined;
   /** The request carried a cookie of this name that leads nowhere: clear it unless a new cookie replaces it. */
   deadCookie: boolean;
   /** The id the request's cookie named when it led to a just-replaced record: a sign-out ends its successor. */
@@ -144,6 +150,7 @@ export class Session<V extends Storable<V> = SessionValues> {
     cookieDelivered: false,
     olderKey: false,
     regenerating: false,
+    triedCreate: undefined,
     deadCookie: false,
     replacedId: undefined,
     ended: undefined,

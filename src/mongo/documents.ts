@@ -4,7 +4,16 @@
  * the store's own (checked by isContentField), never a caller's key.
  */
 import { type Binary, BSON } from 'mongodb';
-import { type ContentDelta, isContentField, plainBytes, type SessionContent, type WriteGuard } from '../backend.ts';
+import {
+  type ContentDelta,
+  type DeviceRecord,
+  type FoundSession,
+  isContentField,
+  plainBytes,
+  type SessionContent,
+  type SessionRecord,
+  type WriteGuard,
+} from '../backend.ts';
 import { SessionStoreError } from '../errors.ts';
 
 /** The stored document. */
@@ -41,6 +50,66 @@ export interface SessionDocument {
   device?: string;
   /** When the owner signed in. */
   signedInAt?: Date;
+}
+
+/** The document a new session record is inserted as, under `key`. */
+export function documentOf(key: string, record: SessionRecord): SessionDocument {
+  const doc: SessionDocument = {
+    _id: key,
+    values: fieldsOf(record.content.values),
+    flashes: fieldsOf(record.content.flashes),
+    epoch: record.epoch,
+    expiresAt: record.expiresAt,
+    createdAt: record.createdAt,
+    updatedAt: new Date(),
+    handle: record.device.handle,
+  };
+  if (record.lifetime !== undefined) {
+    doc.maxAge = record.lifetime.maxAge;
+    doc.persistent = record.lifetime.persistent;
+  }
+  if (record.device.userAgent !== undefined) doc.userAgent = record.device.userAgent;
+  if (record.device.details !== undefined) doc.device = record.device.details;
+  if (record.owner.user !== undefined) doc.user = record.owner.user;
+  if (record.owner.provider !== undefined) doc.provider = record.owner.provider;
+  if (record.signedInAt !== undefined) doc.signedInAt = record.signedInAt;
+  return doc;
+}
+
+/** The fields `find` reads of a session document. */
+export const foundFields = {
+  data: 1, values: 1, flashes: 1, epoch: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1, handle: 1, signedInAt: 1,
+} as const;
+
+/** What `find` gives for a document read by `_id` (null: none): live, replaced, or nothing (expired, or no content). */
+export function foundSessionOf(doc: SessionDocument | null): FoundSession {
+  if (doc === null || !(doc.expiresAt.getTime() > Date.now())) return undefined;
+  if (doc.replaced === true) return { state: 'replaced' };
+  const content = doc.values !== undefined ? contentOf(doc) : doc.data !== undefined ? { legacy: bytesOf(doc.data) } : undefined;
+  if (content === undefined) return undefined;
+  return {
+    state: 'live',
+    content,
+    epoch: doc.epoch ?? 0,
+    expiresAt: doc.expiresAt,
+    createdAt: doc.createdAt,
+    lifetime: typeof doc.maxAge === 'number' ? { maxAge: doc.maxAge, persistent: doc.persistent !== false } : undefined,
+    handle: doc.handle ?? '',
+    signedInAt: doc.signedInAt,
+  };
+}
+
+/** A session document as a devices page lists it. */
+export function deviceRecordOf(doc: SessionDocument): DeviceRecord {
+  return {
+    handle: doc.handle ?? '',
+    createdAt: doc.createdAt,
+    lastSeenAt: doc.updatedAt,
+    expiresAt: doc.expiresAt,
+    userAgent: doc.userAgent,
+    details: doc.device,
+    signedInAt: doc.signedInAt,
+  };
 }
 
 /** Matches documents a write may change: live and not replaced. */

@@ -16,7 +16,16 @@
  * short expiry. Ids reach MongoDB only as strings checked by the callers
  * (never objects), and session data only as one binary field.
  */
-import { Binary, type Collection, type Db, MongoExpiredSessionError, MongoNotConnectedError, MongoTopologyClosedError } from 'mongodb';
+import {
+  Binary,
+  type Collection,
+  type Db,
+  MongoExpiredSessionError,
+  MongoNotConnectedError,
+  MongoServerError,
+  MongoTopologyClosedError,
+  ReadPreference,
+} from 'mongodb';
 import {
   type ContentDelta,
   type DeviceRecord,
@@ -36,7 +45,22 @@ import {
 } from '../backend.ts';
 import { applyDelta, sameContent } from '../content.ts';
 import { checkCollectionName, createIndexes } from './indexes.ts';
-import { bytesOf, chunksOfBytes, contentOf, fieldsOf, maxDeleteIdsBytes, notReplaced, type SessionDocument, sessionFields, withinGuard, writeContent } from './documents.ts';
+import {
+  bytesOf,
+  chunksOfBytes,
+  contentOf,
+  deviceRecordOf,
+  documentOf,
+  fieldsOf,
+  foundFields,
+  foundSessionOf,
+  maxDeleteIdsBytes,
+  notReplaced,
+  type SessionDocument,
+  sessionFields,
+  withinGuard,
+  writeContent,
+} from './documents.ts';
 
 export { chunksOfBytes, maxDeleteIdsBytes, type SessionDocument } from './documents.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
@@ -52,6 +76,19 @@ export interface SessionCollectionOptions {
   indexOwners: boolean;
 }
 
+
+/**
+ * The write concern of every delete that ends a session (a sign-out, a
+ * forced logout, a device revocation, a token's delete): acknowledged once
+ * a majority of the replica set has it, so a failover cannot roll it back
+ * and bring signed-out sessions back, whatever the app's client says (an
+ * app may run `w: 1` for speed). Other writes keep the client's write
+ * concern: what a rollback loses there is a change or a new session, never
+ * a sign-out (docs/production.md).
+ */
+const revocation = { writeConcern: { w: 'majority' } } as const;
+/** MongoDB's duplicate-key error code. */
+const duplicateKey = 11000;
 
 export class SessionCollection implements SessionBackend {
   readonly database: DatabaseDescription;
@@ -71,7 +108,10 @@ export class SessionCollection implements SessionBackend {
   constructor(db: Db, name: string, options: SessionCollectionOptions) {
     checkCollectionName(name);
     this.database = { system: 'mongodb', namespace: db.databaseName, collection: name };
-    this.#collection = db.collection<SessionDocument>(name);
+    // Reads from the primary whatever the app's client says: a lagging
+    // secondary would call a session just created not-found (and the store
+    // would clear its cookie) and one just revoked live.
+    this.#collection = db.collection<SessionDocument>(name, { readPreference: ReadPreference.primary });
     this.#options = options;
     this.ensureSchema = once(() => createIndexes(this.#collection, options));
   }
@@ -84,28 +124,10 @@ export class SessionCollection implements SessionBackend {
     const doc = await this.#run('find', signal, () =>
       this.#collection.findOne(
         { _id: this.#key(id) },
-        {
-          projection: {
-            data: 1, values: 1, flashes: 1, epoch: 1, expiresAt: 1, createdAt: 1, maxAge: 1, persistent: 1, replaced: 1, handle: 1, signedInAt: 1,
-          },
-        },
+        { projection: foundFields },
       ),
     );
-    if (doc === null || !(doc.expiresAt.getTime() > Date.now())) return undefined;
-    if (doc.replaced === true) return { state: 'replaced' };
-    const content = doc.values !== undefined ? contentOf(doc) : doc.data !== undefined ? { legacy: bytesOf(doc.data) } : undefined;
-    if (content === undefined) return undefined;
-    return {
-      state: 'live',
-      content,
-      epoch: doc.epoch ?? 0,
-      expiresAt: doc.expiresAt,
-      createdAt: doc.createdAt,
-      lifetime:
-        typeof doc.maxAge === 'number' ? { maxAge: doc.maxAge, persistent: doc.persistent !== false } : undefined,
-      handle: doc.handle ?? '',
-      signedInAt: doc.signedInAt,
-    };
+    return foundSessionOf(doc);
   }
 
   /** A live token document's data. One command, by `_id` alone. */
@@ -129,26 +151,15 @@ export class SessionCollection implements SessionBackend {
 
   /** Inserts a new document. One command. */
   async insert(id: string, record: SessionRecord, signal?: AbortSignal): Promise<void> {
-    const doc: SessionDocument = {
-      _id: this.#key(id),
-      values: fieldsOf(record.content.values),
-      flashes: fieldsOf(record.content.flashes),
-      epoch: record.epoch,
-      expiresAt: record.expiresAt,
-      createdAt: record.createdAt,
-      updatedAt: new Date(),
-      handle: record.device.handle,
-    };
-    if (record.lifetime !== undefined) {
-      doc.maxAge = record.lifetime.maxAge;
-      doc.persistent = record.lifetime.persistent;
-    }
-    if (record.device.userAgent !== undefined) doc.userAgent = record.device.userAgent;
-    if (record.device.details !== undefined) doc.device = record.device.details;
-    if (record.owner.user !== undefined) doc.user = record.owner.user;
-    if (record.owner.provider !== undefined) doc.provider = record.owner.provider;
-    if (record.signedInAt !== undefined) doc.signedInAt = record.signedInAt;
-    await this.#run('insert', signal, () => this.#collection.insertOne(doc));
+    const doc = documentOf(this.#key(id), record);
+    await this.#run('insert', signal, () =>
+      this.#collection.insertOne(doc).catch((error: unknown) => {
+        // Ids are 256 random bits and inserted once: a duplicate is this
+        // very insert, applied by an attempt whose acknowledgement was lost
+        // and then retried. It is done, not an error for the app.
+        if (!(error instanceof MongoServerError && error.code === duplicateKey)) throw error;
+      }),
+    );
   }
 
   /**
@@ -266,7 +277,7 @@ export class SessionCollection implements SessionBackend {
 
   /** Deletes the document for `id`, live or not; fine when missing. One command. */
   async delete(id: string, signal?: AbortSignal): Promise<void> {
-    await this.#run('delete', signal, () => this.#collection.deleteOne({ _id: this.#key(id) }));
+    await this.#run('delete', signal, () => this.#collection.deleteOne({ _id: this.#key(id) }, revocation));
   }
 
   /**
@@ -278,7 +289,7 @@ export class SessionCollection implements SessionBackend {
     for (let hop = 0; key !== undefined && hop <= maxChainLength; hop++) {
       const current: string = key;
       const doc = await this.#run('delete', signal, () =>
-        this.#collection.findOneAndDelete({ _id: current }),
+        this.#collection.findOneAndDelete({ _id: current }, revocation),
       );
       key = typeof doc?.replacedBy === 'string' ? doc.replacedBy : undefined;
     }
@@ -291,7 +302,7 @@ export class SessionCollection implements SessionBackend {
    */
   async deleteOwnedBy(user: string, provider: string): Promise<number> {
     const result = await this.#run('deleteOwnedBy', undefined, () =>
-      this.#collection.deleteMany({ user, provider, expiresAt: { $gt: new Date() } }),
+      this.#collection.deleteMany({ user, provider, expiresAt: { $gt: new Date() } }, revocation),
     );
     return result.deletedCount;
   }
@@ -306,21 +317,13 @@ export class SessionCollection implements SessionBackend {
         )
         .toArray(),
     );
-    return docs.map((doc) => ({
-      handle: doc.handle ?? '',
-      createdAt: doc.createdAt,
-      lastSeenAt: doc.updatedAt,
-      expiresAt: doc.expiresAt,
-      userAgent: doc.userAgent,
-      details: doc.device,
-      signedInAt: doc.signedInAt,
-    }));
+    return docs.map(deviceRecordOf);
   }
 
   /** Deletes the owner's live sessions with (or, `except`, without) this handle. One command. */
   async deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number> {
     const result = await this.#run('deleteOwnedByHandle', undefined, () =>
-      this.#collection.deleteMany({ user, provider, expiresAt: { $gt: new Date() }, handle: except ? { $ne: handle } : handle }),
+      this.#collection.deleteMany({ user, provider, expiresAt: { $gt: new Date() }, handle: except ? { $ne: handle } : handle }, revocation),
     );
     return result.deletedCount;
   }

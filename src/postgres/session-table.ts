@@ -43,7 +43,8 @@ import {
 } from '../backend.ts';
 import { SessionOptionsError } from '../errors.ts';
 import { createSchema } from './schema.ts';
-import { entriesOf, guardSql, jsonOf, mergedSql } from './sql.ts';
+import { databaseName, deviceColumns, deviceRecordOf, type DeviceRow, foundSessionOf, recordColumns, recordValues, sessionColumns, type SessionRow } from './rows.ts';
+import { guardSql, jsonOf, mergedSql } from './sql.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
 
 /** How the table is set up; fixed for the life of a store. */
@@ -89,38 +90,13 @@ export class SessionTable implements SessionBackend {
   }
 
   async find(id: string, signal?: AbortSignal): Promise<FoundSession> {
-    const result = await this.#query<{
-      data: Buffer;
-      entries: Record<string, unknown> | null;
-      flashes: Record<string, unknown> | null;
-      epoch: number;
-      expiry: Date;
-      created_at: Date;
-      max_age: number | null;
-      persistent: boolean | null;
-      replaced: boolean;
-      handle: string | null;
-      signed_in_at: Date | null;
-    }>(
+    const result = await this.#query<SessionRow>(
       'find',
       signal,
-      `SELECT data, entries, flashes, epoch, expiry, created_at, max_age, persistent, replaced, handle, signed_in_at FROM ${this.#table}
-       WHERE token = $1 AND expiry > now()`,
+      `SELECT ${sessionColumns} FROM ${this.#table} WHERE token = $1 AND expiry > now()`,
       [this.#key(id)],
     );
-    const row = result.rows[0];
-    if (row === undefined) return undefined;
-    if (row.replaced) return { state: 'replaced' };
-    return {
-      state: 'live',
-      content: row.entries === null ? { legacy: plainBytes(row.data) } : { values: entriesOf(row.entries), flashes: entriesOf(row.flashes) },
-      epoch: row.epoch,
-      expiresAt: row.expiry,
-      createdAt: row.created_at,
-      lifetime: row.max_age === null ? undefined : { maxAge: row.max_age, persistent: row.persistent !== false },
-      handle: row.handle ?? '',
-      signedInAt: row.signed_in_at ?? undefined,
-    };
+    return foundSessionOf(result.rows[0]);
   }
 
   async findData(id: string, signal?: AbortSignal): Promise<Uint8Array | undefined> {
@@ -145,12 +121,17 @@ export class SessionTable implements SessionBackend {
   }
 
   async insert(id: string, record: SessionRecord, signal?: AbortSignal): Promise<void> {
+    // ON CONFLICT DO NOTHING: ids are 256 random bits and inserted once, so a
+    // row with this token is this very insert, applied by an attempt whose
+    // acknowledgement was lost and then retried (the store retries a failed
+    // create under the same id): done, not an error for the app.
     await this.#query(
       'insert',
       signal,
       `INSERT INTO ${this.#table} (token, data, ${recordColumns}, entries, flashes)
-       VALUES ($1, '\\x', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb)`,
-      [this.#key(id), ...this.#recordValues(record), jsonOf(record.content.values), jsonOf(record.content.flashes)],
+       VALUES ($1, '\\x', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14::jsonb)
+       ON CONFLICT (token) DO NOTHING`,
+      [this.#key(id), ...recordValues(record), jsonOf(record.content.values), jsonOf(record.content.flashes)],
     );
   }
 
@@ -168,7 +149,7 @@ export class SessionTable implements SessionBackend {
     carry: ContentDelta | undefined,
     signal?: AbortSignal,
   ): Promise<LiveWrite> {
-    const values: unknown[] = [this.#key(newId), ...this.#recordValues(record)];
+    const values: unknown[] = [this.#key(newId), ...recordValues(record)];
     const bind = (value: unknown) => `$${values.push(value)}`;
     const entries = carry === undefined ? `${bind(jsonOf(record.content.values))}::jsonb` : mergedSql('prior.entries', carry.values, bind);
     const flashes = carry === undefined ? `${bind(jsonOf(record.content.flashes))}::jsonb` : mergedSql('prior.flashes', carry.flashes, bind);
@@ -271,30 +252,14 @@ export class SessionTable implements SessionBackend {
   }
 
   async listOwnedBy(user: string, provider: string, limit: number): Promise<DeviceRecord[]> {
-    const result = await this.#query<{
-      handle: string | null;
-      created_at: Date;
-      updated_at: Date;
-      expiry: Date;
-      user_agent: string | null;
-      device: string | null;
-      signed_in_at: Date | null;
-    }>(
+    const result = await this.#query<DeviceRow>(
       'listOwnedBy',
       undefined,
-      `SELECT handle, created_at, updated_at, expiry, user_agent, device, signed_in_at FROM ${this.#table}
+      `SELECT ${deviceColumns} FROM ${this.#table}
        WHERE "user" = $1 AND provider = $2 AND expiry > now() AND NOT replaced ORDER BY created_at DESC LIMIT $3`,
       [user, provider, limit],
     );
-    return result.rows.map((row) => ({
-      handle: row.handle ?? '',
-      createdAt: row.created_at,
-      lastSeenAt: row.updated_at,
-      expiresAt: row.expiry,
-      userAgent: row.user_agent ?? undefined,
-      details: row.device ?? undefined,
-      signedInAt: row.signed_in_at ?? undefined,
-    }));
+    return result.rows.map(deviceRecordOf);
   }
 
   async deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number> {
@@ -357,23 +322,6 @@ export class SessionTable implements SessionBackend {
     return storageKey(id, this.#options.hashIds);
   }
 
-  /** The bound values $2..$12 of a row, in the order of {@link recordColumns}. */
-  #recordValues(record: SessionRecord): unknown[] {
-    return [
-      record.expiresAt,
-      record.owner.user ?? null,
-      record.owner.provider ?? null,
-      record.createdAt,
-      record.lifetime?.maxAge ?? null,
-      record.lifetime?.persistent ?? null,
-      record.device.handle,
-      record.device.userAgent ?? null,
-      record.device.details ?? null,
-      record.epoch,
-      record.signedInAt ?? null,
-    ];
-  }
-
   /** After a guarded write matched nothing: another tenure or lifetime, replaced, or gone? */
   async #whyNotLive(id: string, guard: WriteGuard, signal: AbortSignal | undefined): Promise<LiveWrite> {
     return writeFailure(await this.find(id, signal), guard);
@@ -385,24 +333,6 @@ export class SessionTable implements SessionBackend {
 
 }
 
-
-/** The columns a session record fills, bound as $2..$12 by `#recordValues`. */
-const recordColumns = 'expiry, "user", provider, created_at, max_age, persistent, handle, user_agent, device, epoch, signed_in_at';
-
 function buffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
-
-/** The pool's database name, from its options or its connection string, for telemetry; undefined when neither says. */
-function databaseName(pool: Pool): string | undefined {
-  const options = (pool as { options?: { database?: unknown; connectionString?: unknown } }).options;
-  if (typeof options?.database === 'string') return options.database;
-  if (typeof options?.connectionString !== 'string') return undefined;
-  try {
-    const name = decodeURIComponent(new URL(options.connectionString).pathname.slice(1));
-    return name === '' ? undefined : name;
-  } catch {
-    return undefined;
-  }
-}
-
