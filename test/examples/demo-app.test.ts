@@ -169,6 +169,17 @@ describe('the demo app', () => {
     expect(await (await app.request(`${origin}/`, { headers: { cookie: alice } })).text()).toContain('href="/admin/sessions"');
   });
 
+  it('a tampered revoke form (not a handle) answers with the devices page, not a server error', async () => {
+    const cookie = cookieOf(await app.request(`${origin}/login`, form(credentials('bob'))));
+    for (const handle of ['short', '$ne', 'A'.repeat(500), '']) {
+      const response = await app.request(`${origin}/devices/revoke`, form(new URLSearchParams({ handle }).toString(), { cookie }));
+      expect(response.status).toBe(303);
+      expect(response.headers.get('location')).toBe('/devices');
+    }
+    const home = await (await app.request(`${origin}/`, { headers: { cookie } })).text();
+    expect(home).toContain('<strong id="user">bob</strong>');
+  });
+
   it('says on its pages that /metrics is public', async () => {
     expect(await (await app.request(`${origin}/`)).text()).toContain('The metrics page is public in this demo');
   });
