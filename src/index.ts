@@ -7,3 +7,4 @@
  */
 export * from './shared.ts';
 export { MongoDBStore, type MongoDBStoreConfig, MongoStore, type MongoStoreConfig } from './mongo/stores.ts';
+export { type MonitorWatchOptions, reconnectWhenMonitorHangs } from './mongo/reconnect.ts';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MongoDBStore, MongoStore, type SessionStoreConfig, SessionStoreError, type TokenStoreConfig } from '../../src/index.ts';
+import { MongoDBStore, MongoStore, reconnectWhenMonitorHangs, type SessionStoreConfig, SessionStoreError, type TokenStoreConfig } from '../../src/index.ts';
 import { CookieCodec } from '../../src/codec.ts';
 import { PostgresSessionStore, PostgresStore } from '../../src/postgres/index.ts';
 import { newSessionId } from '../../src/ids.ts';
@@ -63,9 +63,17 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
       }),
     );
   }
+  let reconnected = 0;
+  const reconnectErrors: unknown[] = [];
   const stopCleaning = new AbortController();
   const cleaning = store.startAutoClean(stopCleaning.signal, 100);
 
+  const unwatch = reconnectWhenMonitorHangs(client, {
+    onReconnect: (error) => {
+      reconnected += 1;
+      if (error !== undefined) reconnectErrors.push(error);
+    },
+  });
   await server.stop();
 
   const began = performance.now();
@@ -87,25 +95,14 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
   server = await startFerretDB({ dataDir, address: server.address });
 
   // The driver finds the server again on its own, usually within a second
-  // or two; until it has, reads fail with SessionStoreError. Sometimes it
-  // never does: in about one run in four of the whole suite (both driver
-  // majors, also with this file alone after the rest), a pooled connection
-  // closed by the stop (label `ResetPool`) left the server "Unknown" and the
-  // driver's monitor silent for good, with no heartbeat at all in the next
-  // 30 s (not diagnosed further). An application's remedy is to reconnect
-  // its client: `close()` then `connect()` on the same MongoClient, which
-  // keeps every store and Db built on it. So: reads are retried every
-  // 500 ms; after 15 s without a success the client is reconnected once;
-  // every failure must be a SessionStoreError.
+  // or two; until it has, reads fail with SessionStoreError. Sometimes its
+  // polling monitor hangs for good (a driver defect, pinned in
+  // test/server.test.ts): the remedy the store ships,
+  // reconnectWhenMonitorHangs, reconnects the client once a server check
+  // has run for 2 x connectTimeoutMS + 1 s. Reads are retried every 500 ms
+  // for at most 30 s; every failure must be a SessionStoreError.
   const restarted = performance.now();
   let failedAttempts = 0;
-  let reconnected = false;
-  const reconnectOnce = async () => {
-    if (reconnected) return;
-    reconnected = true;
-    await client.close();
-    await client.connect();
-  };
   const getRetrying = async (cookie: string) => {
     for (;;) {
       try {
@@ -113,9 +110,7 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
       } catch (error) {
         expect(error).toBeInstanceOf(SessionStoreError);
         failedAttempts += 1;
-        const waited = performance.now() - restarted;
-        if (waited > 30_000) throw error;
-        if (waited > 15_000) await reconnectOnce();
+        if (performance.now() - restarted > 30_000) throw error;
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     }
@@ -141,6 +136,9 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
   await expect.poll(() => db.collection('sessions').countDocuments({ expiresAt: { $lte: new Date() } }), { timeout: 10_000 }).toBe(0);
   await expect.poll(() => db.collection('tokens').countDocuments(), { timeout: 10_000 }).toBe(0);
 
+  unwatch();
+  expect(reconnectErrors).toEqual([]);
+  expect(reconnected).toBeLessThanOrEqual(1);
   stopCleaning.abort();
   await cleaning;
   await tokens.stopCleanup();
@@ -148,7 +146,7 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
     `outage: 1000 sessions saved, server stopped; get rejected after ${Math.round(getMs)} ms ` +
       `(serverSelectionTimeoutMS ${serverSelectionTimeoutMS}); failed ticks reported ${JSON.stringify(failedTicks)}; ` +
       `after restart ${readable}/1000 readable within ${Math.round(recoveredMs)} ms (${failedAttempts} attempt(s) failed meanwhile; ` +
-      `client reconnected: ${reconnected ? 'yes' : 'no'}); ` +
+      `client reconnected by reconnectWhenMonitorHangs: ${reconnected}); ` +
       `unhandled rejections: ${unhandled.length}`,
   );
   expect(unhandled).toEqual([]);
