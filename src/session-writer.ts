@@ -25,13 +25,13 @@ import type { ContentDelta, Lifetime, LiveChange, LiveWrite, SessionBackend, Ses
 import type { CookieCodec } from './codec.ts';
 import { contentSize, deltaOf, emptyContent, encodeContent, isEmptyDelta, type PendingFlash } from './content.ts';
 import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
-import { type DeviceDetailsInput, deviceFieldsFor, newHandle } from './devices.ts';
+import { type DeviceDetailsInput, newHandle } from './devices.ts';
+import { forgetTried, newIdentity } from './retried-writes.ts';
 import { SessionStoreError, SessionValuesError } from './errors.ts';
 import type { InsecureCookieWarning } from './insecure-cookie.ts';
 import { cappedExpiry, expiryAt, isTransient, lifetimeKey, lifetimeOf, ownLifetime, refreshDue } from './lifetime.ts';
 import type { SessionOptions } from './options.ts';
 import { type Owner, ownerOf } from './owner.ts';
-import { newSessionId } from './ids.ts';
 import { type SaveOutcome, type Session, sessionState } from './session.ts';
 import type { Telemetry } from './telemetry.ts';
 import type { SessionValues, Storable } from './values.ts';
@@ -141,6 +141,7 @@ export class SessionWriter<V extends Storable<V>> {
       await this.#config.withTimeout('delete', (signal) => this.#config.backend.deleteChain(id, signal));
       if (session.id !== '') this.#config.telemetry.sessionEnded();
     }
+    await forgetTried(this.#config, session);
     return end(target, session, 'deleted');
   }
 
@@ -176,7 +177,7 @@ export class SessionWriter<V extends Storable<V>> {
   /** A new session: a new id, one insert, its cookie. */
   async #create(request: Request, target: CookieTarget, session: Session<V>, plan: Plan): Promise<SaveOutcome> {
     const state = session[sessionState];
-    const { id, device } = (state.triedCreate ??= { id: newSessionId(), device: deviceFieldsFor(request, this.#config.describeDevice) });
+    const { id, device } = await newIdentity(this.#config, request, session, plan);
     const now = Date.now();
     const createdAt = new Date(now);
     const expiresAt = cappedExpiry(expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs), now, plan.capped);
@@ -184,7 +185,7 @@ export class SessionWriter<V extends Storable<V>> {
     const signedInAt = plan.owner.user === undefined ? undefined : createdAt;
     const record = { content: plan.content, owner: plan.owner, epoch: 1, lifetime: plan.own, createdAt, expiresAt, device, signedInAt };
     await this.#config.withTimeout('insert', (signal) => this.#config.backend.insert(id, record, signal));
-    state.triedCreate = undefined;
+    state.tried = undefined;
     this.#config.written();
     this.#config.telemetry.sessionCreated();
     session.id = id;
@@ -211,8 +212,7 @@ export class SessionWriter<V extends Storable<V>> {
     const full = expiryAt(now, plan.lifetime, createdAt, this.#config.absoluteMaxAgeMs);
     if (!(full.getTime() > now)) return this.#expireNow(target, session);
     const expiresAt = cappedExpiry(full, now, plan.capped);
-    const device = deviceFieldsFor(request, this.#config.describeDevice);
-    const id = newSessionId();
+    const { id, device } = await newIdentity(this.#config, request, session, plan);
     const cookie = this.#sealedCookie(session, id, expiresAt);
     // A new record never starts in tenure 0 (a record from before tenures), whose guard is "no tenure stored".
     const epoch = plan.ownerChanged ? state.epoch + 1 : Math.max(state.epoch, 1);
@@ -225,6 +225,7 @@ export class SessionWriter<V extends Storable<V>> {
       this.#config.backend.replace(session.id, id, record, guard, carry, signal),
     );
     if (write.outcome !== 'done') return write;
+    state.tried = undefined;
     this.#config.written();
     this.#config.telemetry.sessionRegenerated();
     session.id = id;

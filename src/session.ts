@@ -74,11 +74,12 @@ export interface SessionState {
   /** `regenerate()` was called: the next save replaces the document under a new id. */
   regenerating: boolean;
   /**
-   * The id and device fields of a create whose insert failed: a retried
-   * save inserts them again, so an insert applied after all (its
-   * acknowledgement lost) is not stored twice (backend.ts, `insert`).
+   * The new id and device fields of a create or regeneration that failed,
+   * and what it wrote (a fingerprint): a retried save of the same content
+   * writes them again, so a write applied after all (its acknowledgement
+   * lost) is not stored twice (session-writer.ts, `#newIdentity`).
    */
-  triedCreate: { id: string; device: DeviceFields } | undefined;
+  tried: { id: string; device: DeviceFields; fingerprint: string } | undefined;
   /** The request carried a cookie of this name that leads nowhere: clear it unless a new cookie replaces it. */
   deadCookie: boolean;
   /** The id the request's cookie named when it led to a just-replaced record: a sign-out ends its successor. */
@@ -150,7 +151,7 @@ export class Session<V extends Storable<V> = SessionValues> {
     cookieDelivered: false,
     olderKey: false,
     regenerating: false,
-    triedCreate: undefined,
+    tried: undefined,
     deadCookie: false,
     replacedId: undefined,
     ended: undefined,

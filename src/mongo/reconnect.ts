@@ -7,14 +7,16 @@
  * pins it. Polling is what the driver does against FerretDB (its `hello`
  * has no `topologyVersion`) and with `serverMonitoringMode: 'poll'`.
  */
-import type { MongoClient } from 'mongodb';
+import type { MongoClient, ServerHeartbeatFailedEvent, ServerHeartbeatStartedEvent, ServerHeartbeatSucceededEvent } from 'mongodb';
 
 /** Options of {@link reconnectWhenMonitorHangs}. */
 export interface MonitorWatchOptions {
   /**
-   * How long a server check may run before it counts as hung. Default
-   * `2 × connectTimeoutMS + 1000`: a healthy check is bounded by
-   * `connectTimeoutMS` for the connect and again for the handshake.
+   * How long a polled server check may run before it counts as hung.
+   * Default `2 × connectTimeoutMS + 1000` (a healthy check is bounded by
+   * `connectTimeoutMS` for the connect and again for the handshake), or a
+   * minute with `connectTimeoutMS: 0`. Streaming checks (MongoDB 4.4+),
+   * which wait for news by design, are not timed.
    */
   stuckAfterMs?: number | undefined;
   /** Called after each reconnect, with the error when it failed (the watch goes on either way). */
@@ -22,38 +24,51 @@ export interface MonitorWatchOptions {
 }
 
 /**
- * Watches `client`'s server checks (heartbeats) and, when one has not ended
- * `stuckAfterMs` after it started, closes the client and connects it again:
+ * Watches `client`'s server checks (heartbeats, each server's on its own)
+ * and, when a polled one has not ended `stuckAfterMs` after it started,
+ * closes the client and connects it again:
  * every `Db`, collection and store built on it keeps working. Checks once a
  * second on an unreferenced timer (it never keeps the process alive).
  * @returns a function that stops watching.
  * @throws TypeError when `stuckAfterMs` is not a positive number.
  */
 export function reconnectWhenMonitorHangs(client: MongoClient, options: MonitorWatchOptions = {}): () => void {
-  const stuckAfterMs = options.stuckAfterMs ?? 2 * client.options.connectTimeoutMS + 1000;
+  const connectTimeoutMS = client.options.connectTimeoutMS;
+  // connectTimeoutMS 0 bounds nothing: a minute, unless the app says.
+  const stuckAfterMs = options.stuckAfterMs ?? (connectTimeoutMS > 0 ? 2 * connectTimeoutMS + 1000 : 60_000);
   if (typeof stuckAfterMs !== 'number' || !(stuckAfterMs > 0) || !Number.isFinite(stuckAfterMs)) {
     throw new TypeError('reconnectWhenMonitorHangs: stuckAfterMs must be a positive number of milliseconds');
   }
-  /** When the check in progress started (performance.now()); undefined: none. */
-  let startedAt: number | undefined;
-  const started = () => {
-    startedAt ??= performance.now();
+  /** When each server's check in progress started (performance.now()), by address. */
+  const checks = new Map<string, number>();
+  // A streaming monitor's awaited check lasts up to heartbeatFrequencyMS by
+  // design: only polled checks are bounded by connectTimeoutMS.
+  const started = (event: ServerHeartbeatStartedEvent) => {
+    if (!event.awaited && !checks.has(event.connectionId)) checks.set(event.connectionId, performance.now());
   };
-  const ended = () => {
-    startedAt = undefined;
-  };
+  const ended = (event: ServerHeartbeatSucceededEvent | ServerHeartbeatFailedEvent) => void checks.delete(event.connectionId);
+  const closed = () => checks.clear();
   client.on('serverHeartbeatStarted', started);
   client.on('serverHeartbeatSucceeded', ended);
   client.on('serverHeartbeatFailed', ended);
-  client.on('topologyClosed', ended);
+  client.on('topologyClosed', closed);
+  const tickMs = Math.min(1000, stuckAfterMs);
+  let lastTick = performance.now();
   let reconnecting = false;
+  let stopped = false;
   const timer = setInterval(() => {
-    if (reconnecting || startedAt === undefined || performance.now() - startedAt < stuckAfterMs) return;
+    const now = performance.now();
+    // A tick that comes late (the event loop was blocked) says nothing about
+    // the checks: their events could not be delivered either.
+    const late = now - lastTick > 2 * tickMs + 1000;
+    lastTick = now;
+    if (late || reconnecting || stopped) return;
+    if (![...checks.values()].some((startedAt) => now - startedAt >= stuckAfterMs)) return;
     reconnecting = true;
-    startedAt = undefined;
+    checks.clear();
     client
       .close()
-      .then(() => client.connect())
+      .then(() => (stopped ? undefined : client.connect()))
       .then(
         () => options.onReconnect?.(),
         (error: unknown) => options.onReconnect?.(error),
@@ -62,13 +77,14 @@ export function reconnectWhenMonitorHangs(client: MongoClient, options: MonitorW
       .finally(() => {
         reconnecting = false;
       });
-  }, Math.min(1000, stuckAfterMs));
+  }, tickMs);
   timer.unref();
   return () => {
+    stopped = true;
     clearInterval(timer);
     client.off('serverHeartbeatStarted', started);
     client.off('serverHeartbeatSucceeded', ended);
     client.off('serverHeartbeatFailed', ended);
-    client.off('topologyClosed', ended);
+    client.off('topologyClosed', closed);
   };
 }

@@ -16,16 +16,8 @@
  * short expiry. Ids reach MongoDB only as strings checked by the callers
  * (never objects), and session data only as one binary field.
  */
-import {
-  Binary,
-  type Collection,
-  type Db,
-  MongoExpiredSessionError,
-  MongoNotConnectedError,
-  MongoServerError,
-  MongoTopologyClosedError,
-  ReadPreference,
-} from 'mongodb';
+import { Binary, type Collection, type Db, ReadPreference } from 'mongodb';
+import { isClientClosed, isDuplicateId } from './driver-errors.ts';
 import {
   type ContentDelta,
   type DeviceRecord,
@@ -82,13 +74,14 @@ export interface SessionCollectionOptions {
  * forced logout, a device revocation, a token's delete): acknowledged once
  * a majority of the replica set has it, so a failover cannot roll it back
  * and bring signed-out sessions back, whatever the app's client says (an
- * app may run `w: 1` for speed). Other writes keep the client's write
+ * app may run `w: 1` for speed), within 10 s (`wtimeoutMS`: a set that
+ * lost its majority answers with an error instead of holding the
+ * connection for ever; the delete is then applied on the primary but not
+ * confirmed). Other writes keep the client's write
  * concern: what a rollback loses there is a change or a new session, never
  * a sign-out (docs/production.md).
  */
-const revocation = { writeConcern: { w: 'majority' } } as const;
-/** MongoDB's duplicate-key error code. */
-const duplicateKey = 11000;
+const revocation = { writeConcern: { w: 'majority', wtimeoutMS: 10_000 } } as const;
 
 export class SessionCollection implements SessionBackend {
   readonly database: DatabaseDescription;
@@ -111,7 +104,9 @@ export class SessionCollection implements SessionBackend {
     // Reads from the primary whatever the app's client says: a lagging
     // secondary would call a session just created not-found (and the store
     // would clear its cookie) and one just revoked live.
-    this.#collection = db.collection<SessionDocument>(name, { readPreference: ReadPreference.primary });
+    // Local read concern too: with the client's `majority`, a session just
+    // written with `w: 1` would not be visible yet.
+    this.#collection = db.collection<SessionDocument>(name, { readPreference: ReadPreference.primary, readConcern: { level: 'local' } });
     this.#options = options;
     this.ensureSchema = once(() => createIndexes(this.#collection, options));
   }
@@ -157,7 +152,7 @@ export class SessionCollection implements SessionBackend {
         // Ids are 256 random bits and inserted once: a duplicate is this
         // very insert, applied by an attempt whose acknowledgement was lost
         // and then retried. It is done, not an error for the app.
-        if (!(error instanceof MongoServerError && error.code === duplicateKey)) throw error;
+        if (!isDuplicateId(error)) throw error;
       }),
     );
   }
@@ -197,12 +192,19 @@ export class SessionCollection implements SessionBackend {
         ),
       );
     } catch (error) {
-      // Best effort, not awaited (the caller's time bound holds): the caller
-      // keeps the old id and retries under another new one.
-      this.delete(newId).catch(() => {});
+      // The retire may have been applied (its reply lost): the new document
+      // goes before the error does (best effort, within the caller's bound),
+      // so a retry under the same new id inserts it again and then finds the
+      // old one retired in its name.
+      await this.delete(newId, signal).catch(() => {});
       throw error;
     }
     if (before === null) {
+      // Retired already, naming this new id: this very regeneration, applied
+      // by an attempt whose acknowledgement was lost (the store retries
+      // under the same new id).
+      const old = await this.#run('find', signal, () => this.#collection.findOne({ _id: this.#key(oldId) }, { projection: { replacedBy: 1 } }));
+      if (old?.replacedBy === this.#key(newId)) return writeDone;
       await this.delete(newId, signal);
       return this.#whyNotLive(oldId, guard, signal);
     }
@@ -372,12 +374,8 @@ export class SessionCollection implements SessionBackend {
           deleted += result.deletedCount;
         }
       } catch (error) {
-        // The app closed its client (it is shutting down, or a script ends
-        // right after a save) while the batch ran: nothing left to clean up,
-        // and nothing worth an error on its console.
-        if (!(error instanceof MongoTopologyClosedError || error instanceof MongoExpiredSessionError || error instanceof MongoNotConnectedError)) {
-          throw error;
-        }
+        // Closed while the batch ran: nothing left to clean up, and nothing worth an error on the app's console.
+        if (!isClientClosed(error)) throw error;
       }
       return deleted;
     });

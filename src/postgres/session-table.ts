@@ -171,7 +171,13 @@ export class SessionTable implements SessionBackend {
        SELECT $1, '\\x', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, ${entries}, ${flashes} FROM old AS prior`,
       values,
     );
-    return result.rowCount === 1 ? writeDone : this.#whyNotLive(oldId, guard, signal);
+    if (result.rowCount === 1) return writeDone;
+    // Retired already, naming this new id: this very regeneration, applied by
+    // an attempt whose acknowledgement was lost (the store retries under the same new id).
+    const old = await this.#query<{ replaced_by: string | null }>('find', signal, `SELECT replaced_by FROM ${this.#table} WHERE token = $1`, [
+      this.#key(oldId),
+    ]);
+    return old.rows[0]?.replaced_by === this.#key(newId) ? writeDone : this.#whyNotLive(oldId, guard, signal);
   }
 
   async updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite> {

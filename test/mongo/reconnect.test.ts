@@ -3,7 +3,7 @@
  * monitor (pinned in test/server.test.ts), through the same loopback proxy.
  */
 import { MongoClient } from 'mongodb';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { MongoStore, reconnectWhenMonitorHangs } from '../../src/index.ts';
 import { openTestDatabase, type TestDatabase } from '../support/database.ts';
 import { onlyCookie, randomKey, requestWith } from '../support/http.ts';
@@ -62,6 +62,29 @@ it('never reconnects a client whose checks end', async () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(reconnects).toEqual([]);
+  } finally {
+    unwatch();
+    await client.close();
+  }
+});
+
+it('times polled checks per server, and never a streaming (awaited) one', async () => {
+  const client = new MongoClient('mongodb://127.0.0.1:9/', { serverSelectionTimeoutMS: 100 });
+  const reconnects: unknown[] = [];
+  const unwatch = reconnectWhenMonitorHangs(client, { stuckAfterMs: 200, onReconnect: (error) => reconnects.push(error) });
+  try {
+    // A streaming check waits for news up to heartbeatFrequencyMS by design.
+    client.emit('serverHeartbeatStarted', { connectionId: 'a:27017', awaited: true });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(reconnects).toEqual([]);
+    // A polled check of server a that never ends, while server b's checks do.
+    client.emit('serverHeartbeatStarted', { connectionId: 'a:27017', awaited: false });
+    for (let i = 0; i < 4; i++) {
+      client.emit('serverHeartbeatStarted', { connectionId: 'b:27017', awaited: false });
+      client.emit('serverHeartbeatSucceeded', { connectionId: 'b:27017', awaited: false } as never);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+    }
+    await vi.waitFor(() => expect(reconnects.length).toBe(1), { timeout: 3000 });
   } finally {
     unwatch();
     await client.close();

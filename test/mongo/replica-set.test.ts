@@ -17,6 +17,7 @@ beforeAll(async () => {
   // An app's client as analytics-sharing apps configure it: secondaries preferred, w: 1.
   client = new MongoClient(inject('mongoUri'), {
     readPreference: 'secondaryPreferred',
+    readConcernLevel: 'majority',
     writeConcern: { w: 1 },
     monitorCommands: true,
   });
@@ -36,15 +37,15 @@ const keyPairs = [{ authentication: randomKey() }];
 type Values = { user?: string; provider?: string; n?: number };
 
 /** Each read the store asks the driver for, with the read preference the driver resolves for it. */
-function recordReads(): { method: string; mode: string }[] {
-  const reads: { method: string; mode: string }[] = [];
+function recordReads(): { method: string; mode: string; concern: string }[] {
+  const reads: { method: string; mode: string; concern: string }[] = [];
   for (const method of ['findOne', 'find', 'countDocuments', 'aggregate'] as const) {
     const original = Reflect.get(Collection.prototype, method) as (this: Collection, ...args: unknown[]) => unknown;
     vi.spyOn(Collection.prototype, method).mockImplementation(function (this: Collection, ...args: unknown[]) {
       // What the driver resolves: the call's own option, else the collection's.
       const options = args[1] as { readPreference?: { mode?: string } | string } | undefined;
       const own = typeof options?.readPreference === 'string' ? options.readPreference : options?.readPreference?.mode;
-      reads.push({ method, mode: own ?? this.readPreference?.mode ?? 'unset' });
+      reads.push({ method, mode: own ?? this.readPreference?.mode ?? 'unset', concern: this.readConcern?.level ?? 'unset' });
       return original.apply(this, args);
     } as never);
   }
@@ -57,7 +58,10 @@ async function writeConcerns(action: () => Promise<unknown>): Promise<{ command:
   await action();
   return sent
     .filter((event) => ['insert', 'update', 'delete', 'findAndModify'].includes(event.commandName))
-    .map((event) => ({ command: event.commandName, w: (event.command.writeConcern as { w?: unknown } | undefined)?.w }));
+    .map((event) => {
+      const concern = event.command.writeConcern as { w?: unknown; wtimeout?: unknown } | undefined;
+      return { command: event.commandName, w: concern?.w, ...(concern?.wtimeout === undefined ? {} : { wtimeout: concern.wtimeout }) };
+    });
 }
 
 async function signIn(store: MongoStore<Values>, user: string) {
@@ -86,11 +90,13 @@ describe('on a client that prefers secondaries and writes with w: 1', () => {
     await loop;
     expect(reads.length).toBeGreaterThanOrEqual(4);
     expect(reads.map((read) => read.mode)).toEqual(reads.map(() => 'primary'));
+    // Local read concern: with the client's majority, a session just written with w: 1 would not be visible yet.
+    expect(reads.map((read) => read.concern)).toEqual(reads.map(() => 'local'));
     // The client's own default is untouched for the app.
     expect(client.db(database).collection('other').readPreference?.mode).toBe('secondaryPreferred');
   });
 
-  it('every delete that ends a session is sent with w: majority; other writes keep the client\'s w: 1', async () => {
+  it('every delete that ends a session is sent with w: majority (within 10 s); other writes keep the client\'s w: 1', async () => {
     const store = new MongoStore<Values>(client.db(database), { keyPairs, collection: 'writes', cleanupInterval: 0 });
     await store.init();
     const alice = await writeConcerns(() => signIn(store, 'alice'));
@@ -105,7 +111,7 @@ describe('on a client that prefers secondaries and writes with w: 1', () => {
       expect(await store.save(req, new Headers(), session)).toBe('deleted');
     });
     expect(destroyed.length).toBeGreaterThan(0);
-    expect(destroyed).toEqual(destroyed.map(() => ({ command: 'findAndModify', w: 'majority' })));
+    expect(destroyed).toEqual(destroyed.map(() => ({ command: 'findAndModify', w: 'majority', wtimeout: 10_000 })));
 
     // maxAge <= 0 ends it the same way.
     const { cookie: other } = await signIn(store, 'alice');
@@ -115,18 +121,18 @@ describe('on a client that prefers secondaries and writes with w: 1', () => {
       session.options.maxAge = 0;
       await store.save(req, new Headers(), session);
     });
-    expect(zeroed).toEqual(zeroed.map(() => ({ command: 'findAndModify', w: 'majority' })));
+    expect(zeroed).toEqual(zeroed.map(() => ({ command: 'findAndModify', w: 'majority', wtimeout: 10_000 })));
 
     // Device revocation, "sign out other devices", forced logout.
     const phone = await signIn(store, 'bob');
     const laptop = await signIn(store, 'bob');
     await signIn(store, 'bob');
-    expect(await writeConcerns(() => store.revokeSession('bob', 'password', phone.session.handle))).toEqual([{ command: 'delete', w: 'majority' }]);
+    expect(await writeConcerns(() => store.revokeSession('bob', 'password', phone.session.handle))).toEqual([{ command: 'delete', w: 'majority', wtimeout: 10_000 }]);
     const others = await writeConcerns(() => store.revokeOtherSessions(laptop.session));
-    expect(others).toEqual(others.map(() => ({ command: 'delete', w: 'majority' })));
+    expect(others).toEqual(others.map(() => ({ command: 'delete', w: 'majority', wtimeout: 10_000 })));
     const forced = await writeConcerns(() => store.expireSessions('alice', 'password'));
     expect(forced.length).toBeGreaterThanOrEqual(2);
-    expect(forced).toEqual(forced.map(() => ({ command: 'delete', w: 'majority' })));
+    expect(forced).toEqual(forced.map(() => ({ command: 'delete', w: 'majority', wtimeout: 10_000 })));
 
     // An ordinary change: the client's write concern.
     const { cookie: carol } = await signIn(store, 'carol');
@@ -142,7 +148,7 @@ describe('on a client that prefers secondaries and writes with w: 1', () => {
   it('the token store\'s delete (a sign-out) is sent with w: majority too', async () => {
     const tokens = new MongoDBStore(client.db(database), { collection: 'tokens', cleanupInterval: 0 });
     await tokens.commit('token', new Uint8Array([1]), new Date(Date.now() + 60_000));
-    expect(await writeConcerns(() => tokens.delete('token'))).toEqual([{ command: 'delete', w: 'majority' }]);
+    expect(await writeConcerns(() => tokens.delete('token'))).toEqual([{ command: 'delete', w: 'majority', wtimeout: 10_000 }]);
     await tokens.stopCleanup();
   });
 });

@@ -90,6 +90,8 @@ interface Target {
   proxy: LossyProxy;
   insert: string | Buffer;
   update: string | Buffer;
+  /** Each write of a regeneration whose reply can be lost. */
+  regeneration: (string | Buffer)[];
   liveCount(): Promise<number>;
   close(): Promise<void>;
 }
@@ -110,6 +112,7 @@ const targets: (() => Promise<Target>)[] = [
       // OP_MSG: the command document's first element, a string named after the command.
       insert: Buffer.from('\x02insert\x00', 'latin1'),
       update: Buffer.from('\x02update\x00', 'latin1'),
+      regeneration: [Buffer.from('\x02insert\x00', 'latin1'), Buffer.from('\x02findAndModify\x00', 'latin1')],
       liveCount: () => store.getActiveSessionsCount(),
       close: async () => {
         await db.dropDatabase().catch(() => {});
@@ -133,6 +136,7 @@ const targets: (() => Promise<Target>)[] = [
       proxy,
       insert: 'INSERT INTO',
       update: 'UPDATE',
+      regeneration: ['WITH prior'],
       liveCount: () => store.getActiveSessionsCount(),
       close: async () => {
         await pool.end().catch(() => {});
@@ -202,5 +206,50 @@ describe.each(targets.map((make, index) => ({ make, name: index === 0 ? 'MongoDB
     expect(['updated', 'superseded']).toContain(result.outcome);
     expect((await t.store.get(requestWith({ sid: cookie }), 'sid')).values).toEqual({ cart: ['tea'], user: 'bob', provider: 'password' });
     expect(await t.store.listSessions('bob', 'password')).toHaveLength(1);
+  });
+
+  it('content changed between the failed and the retried create: the attempt\'s record is deleted, the retry\'s stored', async () => {
+    const req = requestWith();
+    const session = await t.store.get(req, 'sid');
+    session.values = { user: 'carol', provider: 'password' };
+    t.proxy.loseNextReplyTo(t.insert);
+    await expect(t.store.save(req, new Headers(), session)).rejects.toBeInstanceOf(SessionStoreError);
+    session.values = { cart: ['anonymous'] }; // the handler falls back
+    const headers = new Headers();
+    expect(await t.store.save(req, headers, session)).toBe('created');
+    expect(await t.store.listSessions('carol', 'password')).toEqual([]);
+    expect((await t.store.get(requestWith({ sid: onlyCookie(headers).value }), 'sid')).values).toEqual({ cart: ['anonymous'] });
+  });
+
+  it('destroy() after a failed create deletes what the attempt stored', async () => {
+    const req = requestWith();
+    const session = await t.store.get(req, 'sid');
+    session.values = { user: 'erin', provider: 'password' };
+    t.proxy.loseNextReplyTo(t.insert);
+    await expect(t.store.save(req, new Headers(), session)).rejects.toBeInstanceOf(SessionStoreError);
+    session.destroy();
+    expect(await t.store.save(req, new Headers(), session)).toBe('deleted');
+    expect(await t.store.listSessions('erin', 'password')).toEqual([]);
+  });
+
+  it('a regenerate() whose write was applied but not acknowledged, saved again: signed in once, the cookie works', async () => {
+    for (const [index, pattern] of t.regeneration.entries()) {
+      const user = `frank${index}`;
+      const created = new Headers();
+      const first = requestWith();
+      const fresh = await t.store.get(first, 'sid');
+      fresh.values = { cart: ['jam'] };
+      await t.store.save(first, created, fresh);
+      const req = requestWith({ sid: onlyCookie(created).value });
+      const session = await t.store.get(req, 'sid');
+      session.regenerate();
+      session.values = { ...session.values, user, provider: 'password' };
+      t.proxy.loseNextReplyTo(pattern);
+      const headers = new Headers();
+      const result = await saveWithRetry(t.store, req, session, headers);
+      expect({ pattern: String(pattern), outcome: result.outcome }).toEqual({ pattern: String(pattern), outcome: 'created' });
+      expect(await t.store.listSessions(user, 'password')).toHaveLength(1);
+      expect((await t.store.get(requestWith({ sid: onlyCookie(headers).value }), 'sid')).values).toEqual({ cart: ['jam'], user, provider: 'password' });
+    }
   });
 });
