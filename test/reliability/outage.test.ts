@@ -87,7 +87,10 @@ it('fails clearly while the server is down, loses nothing, and recovers without 
     expect(error).toBeInstanceOf(SessionStoreError);
     expect((error as Error).cause).toBeInstanceOf(Error);
   }
-  expect(getMs).toBeLessThan(serverSelectionTimeoutMS + 2000);
+  // Within server selection on Node and Deno. On Bun a command sent on a
+  // connection the server closed may never hear back (seen in CI): the
+  // store's own timeoutMs (5 s here) is what bounds it there.
+  expect(getMs).toBeLessThan(typeof process.versions.bun === 'string' ? 5000 + 1000 : serverSelectionTimeoutMS + 2000);
   await expect.poll(() => cleanErrors.length, { timeout: 10_000 }).toBeGreaterThan(0);
   await expect.poll(() => tokenErrors.length, { timeout: 10_000 }).toBeGreaterThan(0);
   const failedTicks = { autoClean: cleanErrors.length, tokenCleanup: tokenErrors.length };
