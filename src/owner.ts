@@ -88,3 +88,7 @@ export async function inPasses(pass: () => Promise<number>): Promise<number> {
   return ended;
 }
 
+/** Whether two owners are the same user of the same provider (or both none). */
+export function sameOwner(a: Owner, b: Owner): boolean {
+  return a.user === b.user && a.provider === b.provider;
+}

@@ -8,10 +8,12 @@
  * twice; a save of other content first deletes what the attempt may have
  * stored, so that never stands for this one.
  */
-import type { DeviceFields, Lifetime, SessionBackend, SessionContent } from './backend.ts';
+import type { DeviceFields, SessionBackend, SessionRecord } from './backend.ts';
 import { type DeviceDetailsInput, deviceFieldsFor } from './devices.ts';
+import { sameContent } from './content.ts';
 import { newSessionId } from './ids.ts';
-import type { Owner } from './owner.ts';
+import { lifetimeKey } from './lifetime.ts';
+import { sameOwner } from './owner.ts';
 import { type Session, sessionState } from './session.ts';
 import type { Storable } from './values.ts';
 
@@ -22,12 +24,8 @@ export interface RetryConfig {
   withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T>;
 }
 
-/** What a create or a regeneration writes that a retry must match to reuse the attempt's id. */
-export interface Written {
-  content: SessionContent;
-  owner: Owner;
-  own: Lifetime | undefined;
-}
+/** What a create or a regeneration writes that a retry must match to reuse the attempt's id: the content, the owner, the lifetime. */
+export type Written = Pick<SessionRecord, 'content' | 'owner' | 'lifetime'>;
 
 /** The new id and device fields a create or a regeneration of `session` writes now. */
 export async function newIdentity<V extends Storable<V>>(
@@ -37,10 +35,17 @@ export async function newIdentity<V extends Storable<V>>(
   written: Written,
 ): Promise<{ id: string; device: DeviceFields }> {
   const state = session[sessionState];
-  const fingerprint = JSON.stringify([[...written.content.values], [...written.content.flashes], written.owner, written.own ?? null]);
-  if (state.tried !== undefined && state.tried.fingerprint !== fingerprint) await forgetTried(config, session);
-  state.tried ??= { id: newSessionId(), device: deviceFieldsFor(request, config.describeDevice), fingerprint };
+  if (state.tried !== undefined && !sameWritten(state.tried.written, written)) await forgetTried(config, session);
+  state.tried ??= {
+    id: newSessionId(),
+    device: deviceFieldsFor(request, config.describeDevice),
+    written: { content: written.content, owner: written.owner, lifetime: written.lifetime },
+  };
   return state.tried;
+}
+
+function sameWritten(a: Written, b: Written): boolean {
+  return sameContent(a.content, b.content) && sameOwner(a.owner, b.owner) && lifetimeKey(a.lifetime) === lifetimeKey(b.lifetime);
 }
 
 /** Deletes what a failed create or regeneration of `session` may have stored after all, and forgets it. */

@@ -31,7 +31,7 @@ import { SessionStoreError, SessionValuesError } from './errors.ts';
 import type { InsecureCookieWarning } from './insecure-cookie.ts';
 import { cappedExpiry, expiryAt, isTransient, lifetimeKey, lifetimeOf, ownLifetime, refreshDue } from './lifetime.ts';
 import type { SessionOptions } from './options.ts';
-import { type Owner, ownerOf } from './owner.ts';
+import { type Owner, ownerOf, sameOwner } from './owner.ts';
 import { type SaveOutcome, type Session, sessionState } from './session.ts';
 import type { Telemetry } from './telemetry.ts';
 import type { SessionValues, Storable } from './values.ts';
@@ -382,6 +382,3 @@ function keptFlashes(session: Session, fromSomeone: boolean): PendingFlash[] {
   return state.flashes.filter((flash) => !loaded.flashes.has(flash.field));
 }
 
-function sameOwner(a: Owner, b: Owner): boolean {
-  return a.user === b.user && a.provider === b.provider;
-}

@@ -3,7 +3,7 @@
  * bookkeeping the store needs to decide what `save` must write.
  */
 import type { UnsealFailure } from './codec.ts';
-import type { DeviceFields, Lifetime, SessionContent } from './backend.ts';
+import type { DeviceFields, Lifetime, SessionContent, SessionRecord } from './backend.ts';
 import { newFlashField, type PendingFlash } from './content.ts';
 import type { SessionOptions } from './options.ts';
 import type { Owner } from './owner.ts';
@@ -75,11 +75,11 @@ export interface SessionState {
   regenerating: boolean;
   /**
    * The new id and device fields of a create or regeneration that failed,
-   * and what it wrote (a fingerprint): a retried save of the same content
+   * and what it wrote: a retried save of the same content
    * writes them again, so a write applied after all (its acknowledgement
    * lost) is not stored twice (session-writer.ts, `#newIdentity`).
    */
-  tried: { id: string; device: DeviceFields; fingerprint: string } | undefined;
+  tried: { id: string; device: DeviceFields; written: Pick<SessionRecord, 'content' | 'owner' | 'lifetime'> } | undefined;
   /** The request carried a cookie of this name that leads nowhere: clear it unless a new cookie replaces it. */
   deadCookie: boolean;
   /** The id the request's cookie named when it led to a just-replaced record: a sign-out ends its successor. */

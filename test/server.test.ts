@@ -304,23 +304,7 @@ describe('the server the tests run against', () => {
 const onNode = typeof process.versions.bun !== 'string' && !('Deno' in globalThis);
 
 describe('driver: monitor after the server closes its connections (known defect)', () => {
-  it.runIf(!onNode)('on Bun and Deno the same closes leave the monitor working: the read is retried and answers', async () => {
-    const proxy = await monitorProxy(t.uri);
-    const client = new MongoClient(proxy.uri, { serverMonitoringMode: 'poll', serverSelectionTimeoutMS: 500, connectTimeoutMS: 1000 });
-    const coll = client.db(t.db.databaseName).collection(docs.collectionName);
-    try {
-      await coll.findOne({});
-      await new Promise((resolve) => setTimeout(resolve, 600));
-      proxy.closeOnNextOperation();
-      await expect(coll.findOne({})).resolves.toBeNull();
-      await expect(coll.findOne({})).resolves.toBeNull();
-    } finally {
-      await client.close();
-      await proxy.close();
-    }
-  });
-
-  it.runIf(onNode)('the polling monitor hangs for good on a socket closed under it; close() and connect() recover', async () => {
+  it('on Node the polling monitor hangs for good on a socket closed under it (close() and connect() recover); on Bun and Deno the read is retried and answers', async () => {
     const proxy = await monitorProxy(t.uri);
     const client = new MongoClient(proxy.uri, {
       serverMonitoringMode: 'poll',
@@ -337,6 +321,12 @@ describe('driver: monitor after the server closes its connections (known defect)
       await coll.findOne({});
       await new Promise((resolve) => setTimeout(resolve, 600)); // a requested check runs at once
       proxy.closeOnNextOperation();
+      if (!onNode) {
+        // Bun's and Deno's sockets: the monitor keeps working, the read is retried.
+        await expect(coll.findOne({})).resolves.toBeNull();
+        await expect(coll.findOne({})).resolves.toBeNull();
+        return;
+      }
       await expect(coll.findOne({})).rejects.toThrow();
       const startedThen = started;
       const endedThen = ended;

@@ -200,13 +200,15 @@ export class SessionCollection implements SessionBackend {
       throw error;
     }
     if (before === null) {
-      // Retired already, naming this new id: this very regeneration, applied
-      // by an attempt whose acknowledgement was lost (the store retries
-      // under the same new id).
-      const old = await this.#run('find', signal, () => this.#collection.findOne({ _id: this.#key(oldId) }, { projection: { replacedBy: 1 } }));
+      // One read says why: retired already in this new id's name (this very
+      // regeneration, applied by an attempt whose acknowledgement was lost;
+      // the store retries under the same new id), or not live within the guard.
+      const old = await this.#run('find', signal, () =>
+        this.#collection.findOne({ _id: this.#key(oldId) }, { projection: { ...foundFields, replacedBy: 1 } }),
+      );
       if (old?.replacedBy === this.#key(newId)) return writeDone;
       await this.delete(newId, signal);
-      return this.#whyNotLive(oldId, guard, signal);
+      return writeFailure(foundSessionOf(old), guard);
     }
     if (carry === undefined || before.values === undefined) return writeDone;
     const carried = applyDelta(contentOf(before), carry);

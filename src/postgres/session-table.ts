@@ -172,12 +172,17 @@ export class SessionTable implements SessionBackend {
       values,
     );
     if (result.rowCount === 1) return writeDone;
-    // Retired already, naming this new id: this very regeneration, applied by
-    // an attempt whose acknowledgement was lost (the store retries under the same new id).
-    const old = await this.#query<{ replaced_by: string | null }>('find', signal, `SELECT replaced_by FROM ${this.#table} WHERE token = $1`, [
-      this.#key(oldId),
-    ]);
-    return old.rows[0]?.replaced_by === this.#key(newId) ? writeDone : this.#whyNotLive(oldId, guard, signal);
+    // One read says why: retired already in this new id's name (this very
+    // regeneration, applied by an attempt whose acknowledgement was lost; the
+    // store retries under the same new id), or not live within the guard.
+    const old = await this.#query<SessionRow & { replaced_by: string | null }>(
+      'find',
+      signal,
+      `SELECT ${sessionColumns}, replaced_by FROM ${this.#table} WHERE token = $1 AND expiry > now()`,
+      [this.#key(oldId)],
+    );
+    const row = old.rows[0];
+    return row?.replaced_by === this.#key(newId) ? writeDone : writeFailure(foundSessionOf(row), guard);
   }
 
   async updateLive(id: string, change: LiveChange, signal?: AbortSignal): Promise<LiveWrite> {

@@ -18,7 +18,7 @@ afterAll(() => t.close());
 /** The hang happens on Node only (test/server.test.ts). */
 const onNode = typeof process.versions.bun !== 'string' && !('Deno' in globalThis);
 
-it.runIf(onNode)('reconnects a client whose monitor hung, and the store built on it works again', async () => {
+it('reconnects a client whose monitor hung (Node), and the store built on it works again; where it does not hang (Bun, Deno), it does not reconnect', async () => {
   const proxy = await monitorProxy(t.uri);
   const client = new MongoClient(proxy.uri, { serverMonitoringMode: 'poll', serverSelectionTimeoutMS: 500, connectTimeoutMS: 500 });
   const reconnects: unknown[] = [];
@@ -34,8 +34,13 @@ it.runIf(onNode)('reconnects a client whose monitor hung, and the store built on
     await new Promise((resolve) => setTimeout(resolve, 600)); // a requested check runs at once
 
     proxy.closeOnNextOperation();
-    await expect(store.get(requestWith({ sid: cookie }), 'sid')).rejects.toThrow();
-    // Hung: without the watch, every read would fail from here on (test/server.test.ts).
+    // On Node the monitor hangs: without the watch, every read would fail
+    // from here on (test/server.test.ts); on Bun and Deno the read is retried.
+    const failed = await store.get(requestWith({ sid: cookie }), 'sid').then(
+      () => false,
+      () => true,
+    );
+    expect(failed).toBe(onNode);
     const started = performance.now();
     let loaded;
     for (;;) {
@@ -44,7 +49,7 @@ it.runIf(onNode)('reconnects a client whose monitor hung, and the store built on
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     expect(loaded?.values).toEqual({ n: 1 });
-    expect(reconnects).toEqual([undefined]); // one reconnect, which succeeded
+    expect(reconnects).toEqual(onNode ? [undefined] : []); // on Node one reconnect, which succeeded
   } finally {
     unwatch();
     await client.close();
