@@ -11,6 +11,7 @@ import {
   type DatabaseDescription,
   type DeviceRecord,
   type FoundSession,
+  type LimitResult,
   type LiveChange,
   type LiveWrite,
   type SessionBackend,
@@ -21,6 +22,7 @@ import {
   maxChainLength,
   replacedRecordMs,
   type SessionContent,
+  type SessionLimit,
   type WriteGuard,
   writeDone,
   writeFailure,
@@ -209,6 +211,28 @@ export class MemoryBackend implements SessionBackend {
         (entry) => entry.owner.user === user && entry.owner.provider === provider && (entry.device?.handle === handle) !== except,
       ),
     );
+  }
+
+  countOwnedBy(user: string, provider: string): Promise<number> {
+    return Promise.resolve(this.#owned(user, provider).length);
+  }
+
+  limitOwnedBy(user: string, provider: string, id: string, limit: SessionLimit): Promise<LimitResult> {
+    const owned = this.#owned(user, provider);
+    if (limit.policy === 'refuse') {
+      if (owned.length <= limit.max) return Promise.resolve({ ended: 0, ownEnded: false });
+      const ended = this.#entries.delete(id) ? 1 : 0;
+      return Promise.resolve({ ended, ownEnded: ended === 1 });
+    }
+    owned.sort(([a, x], [b, y]) => y.updatedAt.getTime() - x.updatedAt.getTime() || (a < b ? 1 : a > b ? -1 : 0));
+    const beyond = owned.slice(limit.max);
+    for (const [key] of beyond) this.#entries.delete(key);
+    return Promise.resolve({ ended: beyond.length, ownEnded: beyond.some(([key]) => key === id) });
+  }
+
+  /** The owner's live sessions as [id, entry]. */
+  #owned(user: string, provider: string): [string, Entry][] {
+    return [...this.#entries].filter(([, entry]) => this.#isLive(entry) && entry.owner.user === user && entry.owner.provider === provider);
   }
 
   countLive(): Promise<number> {

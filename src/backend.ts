@@ -5,7 +5,6 @@
  * implement it once.
  */
 import { createHash } from 'node:crypto';
-import { SessionStoreError } from './errors.ts';
 import type { Owner } from './owner.ts';
 import type { DatabaseDescription } from './telemetry.ts';
 
@@ -171,6 +170,26 @@ export type LiveWrite =
   | { readonly outcome: 'replaced' }
   | { readonly outcome: 'gone' };
 
+/**
+ * At most `max` live sessions per owner (store options
+ * `maxSessionsPerUser` and `onSessionLimit`): past it, a sign-in ends the
+ * least recently used ones (`'evict-oldest'`) or is refused (`'refuse'`).
+ */
+export interface SessionLimit {
+  readonly max: number;
+  readonly policy: 'evict-oldest' | 'refuse';
+}
+
+/**
+ * What {@link SessionBackend.limitOwnedBy} did: how many live records it
+ * deleted, and whether the sign-in's own record is among them (not when
+ * something else, e.g. a forced logout or another sign-in's call, deleted it first).
+ */
+export interface LimitResult {
+  readonly ended: number;
+  readonly ownEnded: boolean;
+}
+
 /** The result of a write that matched. */
 export const writeDone: LiveWrite = Object.freeze({ outcome: 'done' });
 
@@ -255,6 +274,26 @@ export interface SessionBackend {
    * all but it (`except: true`); one command. @returns how many.
    */
   deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number>;
+  /** Counts the owner's live records (not replaced ones); one command, served by the owner index. */
+  countOwnedBy(user: string, provider: string, signal?: AbortSignal): Promise<number>;
+  /**
+   * Holds the owner to `limit.max` live records, right after a write that
+   * gave record `id` to it (a sign-in). `'evict-oldest'`: deletes every
+   * live record of the owner but the `max` most recently written ones
+   * (ties: the greater key stays), `id` too if it is not among them.
+   * `'refuse'`: deletes `id` alone, when the owner has more than `max`.
+   *
+   * Why it holds under parallel sign-ins without a lock: each call reads
+   * after its own write was acknowledged, so the call that reads last sees
+   * every write of the burst and trims the owner to exactly `max`; a call
+   * that read earlier saw a subset, and a record beyond the first `max` of
+   * a subset (in one fixed order) is beyond them in the whole set too, so
+   * it never deletes one the last call keeps (`'refuse'`: a call deletes
+   * only its own record, and the last kept record's call saw every kept
+   * one, so at most `max` stay; a burst may keep fewer). One command on
+   * PostgreSQL; on MongoDB a read, and a delete when something goes.
+   */
+  limitOwnedBy(user: string, provider: string, id: string, limit: SessionLimit, signal?: AbortSignal): Promise<LimitResult>;
   /** Counts live records (not replaced ones). */
   countLive(): Promise<number>;
   /** Counts live records (not replaced ones) by owner provider; null: records without an owner. */
@@ -274,75 +313,6 @@ export function storageKey(id: string, hashIds: boolean): string {
   return hashIds ? createHash('sha256').update(id).digest('hex') : id;
 }
 
-/** How long a store waits for one database call unless configured otherwise, in milliseconds. */
-export const defaultTimeoutMs = 10_000;
-
-/**
- * Runs `call` with a signal that aborts after `timeoutMs` (0: no bound and no
- * signal). A call that gives up on that signal rejects with
- * SessionStoreError naming the operation, its cause the TimeoutError.
- */
-export async function withTimeout<T>(
-  operation: string,
-  timeoutMs: number,
-  call: (signal: AbortSignal | undefined) => Promise<T>,
-): Promise<T> {
-  if (timeoutMs === 0) return call(undefined);
-  // A timer cleared when the call settles, rather than AbortSignal.timeout,
-  // whose signal the runtime tracks until it is collected: on the hot path
-  // that costs more than the rest of a cached read.
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DOMException('The operation timed out.', 'TimeoutError')), timeoutMs);
-  timer.unref?.();
-  const { signal } = controller;
-  try {
-    return await call(signal);
-  } catch (error) {
-    if (signal.aborted && error === signal.reason) {
-      throw new SessionStoreError(`${operation}: the database did not answer within ${timeoutMs} ms`, { cause: error });
-    }
-    throw error;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Runs database calls within `timeoutMs` (see {@link withTimeout}). */
-export function boundedBy(timeoutMs: number) {
-  return <T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> =>
-    withTimeout(operation, timeoutMs, call);
-}
-
-/**
- * Runs one database operation once `ready` has resolved; driver errors
- * become SessionStoreError (cause kept). With a signal: rejects with the
- * signal's reason when that is an Error (by default a DOMException named
- * AbortError), else with such an AbortError, if it is or becomes aborted. An
- * abandoned operation is not cancelled on the server: a single-record write
- * still completes or not, atomically, possibly after the rejection.
- */
-export async function runOperation<T>(
-  operation: string,
-  signal: AbortSignal | undefined,
-  ready: () => Promise<void>,
-  action: () => Promise<T>,
-): Promise<T> {
-  if (signal?.aborted) throw abortError(signal);
-  const work = ready()
-    .then(action)
-    .catch((error: unknown) => {
-      if (error instanceof SessionStoreError) throw error;
-      throw new SessionStoreError(`${operation} failed: ${errorMessage(error)}`, { cause: error });
-    });
-  if (signal === undefined) return work;
-  work.catch(() => {}); // the caller may stop waiting; never leave it unhandled
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(abortError(signal));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
 /**
  * Why a guarded write matched nothing, from a fresh read of the record:
  * gone, replaced, in another owner tenure, or at another lifetime. A live
@@ -358,29 +328,8 @@ export function writeFailure(found: FoundSession, guard: WriteGuard): LiveWrite 
   return { outcome: 'lifetime-changed', lifetime: found.lifetime };
 }
 
-/** Memoizes a one-time setup; a failed attempt is forgotten so the next call retries. */
-export function once(setup: () => Promise<void>): () => Promise<void> {
-  let pending: Promise<void> | undefined;
-  return () => {
-    pending ??= setup().catch((error: unknown) => {
-      pending = undefined;
-      throw error;
-    });
-    return pending;
-  };
-}
-
 /** The bytes as a plain Uint8Array (drivers hand out Buffers); a view, no copy. */
 export function plainBytes(bytes: Uint8Array): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-function abortError(signal: AbortSignal): Error {
-  return signal.reason instanceof Error
-    ? signal.reason
-    : new DOMException('This operation was aborted', 'AbortError');
-}

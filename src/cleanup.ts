@@ -3,7 +3,8 @@
  * MongoDBStore's background cleanup.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type SessionBackend, withTimeout } from './backend.ts';
+import { type SessionBackend } from './backend.ts';
+import { withTimeout } from './operations.ts';
 import { SessionOptionsError } from './errors.ts';
 
 /**

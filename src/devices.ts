@@ -109,3 +109,19 @@ function detailsText(details: unknown): string {
   }
   return JSON.stringify(kept);
 }
+
+/** Most sessions `listSessions` gives unless asked for fewer or more, and the most it gives. */
+const defaultListLimit = 100;
+const maxListLimit = 1000;
+
+/**
+ * The number of sessions `listSessions` gives for its `limit` option.
+ * @throws TypeError for a limit that is not a whole number from 1 to 1,000.
+ */
+export function listLimitOf(limit: number | undefined): number {
+  const checked = limit ?? defaultListLimit;
+  if (!Number.isInteger(checked) || checked < 1 || checked > maxListLimit) {
+    throw new TypeError(`listSessions: limit must be a whole number from 1 to ${maxListLimit}`);
+  }
+  return checked;
+}

@@ -10,7 +10,8 @@
  *   (every batch until one comes back short, each tick); while it runs, the
  *   write-driven batches pause.
  */
-import { type SessionBackend, withTimeout } from './backend.ts';
+import { type SessionBackend } from './backend.ts';
+import { withTimeout } from './operations.ts';
 import { expiredCleanup, isValidInterval, maxTimerMs, reportSafely, runEvery } from './cleanup.ts';
 
 /** What housekeeping needs of a store; fixed for the life of the store. */

@@ -28,6 +28,9 @@ export function instrumentBackend(backend: SessionBackend, telemetry: Telemetry)
     listOwnedBy: (user, provider, limit) => observe('listOwnedBy', () => backend.listOwnedBy(user, provider, limit)),
     deleteOwnedByHandle: (user, provider, handle, except) =>
       observe('deleteOwnedByHandle', () => backend.deleteOwnedByHandle(user, provider, handle, except)),
+    countOwnedBy: (user, provider, signal) => observe('countOwnedBy', () => backend.countOwnedBy(user, provider, signal)),
+    limitOwnedBy: (user, provider, id, limit, signal) =>
+      observe('limitOwnedBy', () => backend.limitOwnedBy(user, provider, id, limit, signal)),
     countLive: () => observe('countLive', () => backend.countLive()),
     countLiveByProvider: (signal) => observe('countLiveByProvider', () => backend.countLiveByProvider(signal)),
     deleteExpired: (limit, signal) => observe('deleteExpired', () => backend.deleteExpired(limit, signal)),

@@ -4,19 +4,21 @@
  * MongoStore (MongoDB) and PostgresSessionStore (PostgreSQL) are this class
  * over their backends.
  */
-import { boundedBy, runOperation, type SessionBackend, withTimeout } from './backend.ts';
+import { type SessionBackend } from './backend.ts';
+import { boundedBy, runOperation, withTimeout } from './operations.ts';
 import { Housekeeping } from './housekeeping.ts';
 import { InsecureCookieWarning } from './insecure-cookie.ts';
 import { CookieCodec } from './codec.ts';
 import { appendSetCookie, checkCookieTarget, type CookieTarget } from './cookies.ts';
-import { type DeviceInfo, isHandle, toDeviceInfo } from './devices.ts';
+import { type DeviceInfo, isHandle, listLimitOf, toDeviceInfo } from './devices.ts';
 import { SessionOptionsError } from './errors.ts';
 import { type SessionOptions, validateCookie } from './options.ts';
 import { checkOwnerArgument, inPasses, ownerOf } from './owner.ts';
 import { isSessionName, Registry, type RequestLike, toRequest } from './registry.ts';
 import { type SaveOutcome, Session, sessionState } from './session.ts';
 import { SessionLoader } from './session-loader.ts';
-import { end, SessionWriter } from './session-writer.ts';
+import { end, startsAfresh } from './session-end.ts';
+import { SessionWriter } from './session-writer.ts';
 import { resolveStoreConfig, type SessionStoreConfig } from './store-config.ts';
 import { Telemetry } from './telemetry.ts';
 import { instrumentBackend } from './instrumented-backend.ts';
@@ -25,10 +27,6 @@ import type { SessionValues, Storable } from './values.ts';
 export type { CookieTarget } from './cookies.ts';
 export type { SessionStoreConfig } from './store-config.ts';
 export type { SaveOutcome } from './session.ts';
-
-/** Most sessions `listSessions` gives unless asked for fewer or more, and the most it gives. */
-const defaultListLimit = 100;
-const maxListLimit = 1000;
 
 /**
  * Sessions stored server-side, with only a sealed id in the cookie.
@@ -87,6 +85,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       maxValuesBytes: settings.maxValuesBytes,
       saveUninitialized: settings.saveUninitialized,
       describeDevice: settings.describeDevice,
+      sessionLimit: settings.sessionLimit,
       insecureCookies: new InsecureCookieWarning(),
       written: this.#housekeeping.afterWrite.bind(this.#housekeeping),
       withTimeout: bounded,
@@ -169,8 +168,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
     const request = toRequest(req);
     const registered = await this.#registry.get(request, name)?.catch(() => undefined);
     const ended = registered?.[sessionState].ended;
-    // After a sign-out or an expiry, a fresh session; not after 'superseded' (the browser holds another request's session).
-    if (registered !== undefined && (registered.options.maxAge <= 0 || (ended !== undefined && ended !== 'superseded'))) {
+    if (registered !== undefined && (registered.options.maxAge <= 0 || startsAfresh(ended))) {
       // One fresh session per destroyed one: asked again, `new` gives the same.
       const existing = registered[sessionState].successor as Session<V> | undefined;
       if (existing !== undefined) return existing;
@@ -191,7 +189,10 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * `saveUninitialized`). Everything that can be refused is checked, and the
    * cookie sealed and serialized, before the first write (of a fresh session
    * `new` gave after a `destroy()`, the destroyed one is deleted first: a
-   * sign-out happens even when the fresh session is refused).
+   * sign-out happens even when the fresh session is refused). With
+   * `maxSessionsPerUser`, a save that gives the session its owner (a
+   * sign-in) sends one more command after its write (on MongoDB a second
+   * when sessions are evicted), and with `'refuse'` one before it too.
    *
    * @throws TypeError when `target` cannot take a Set-Cookie (a Response:
    * pass its `headers`) or `session` is not a Session; nothing is written.
@@ -306,10 +307,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
   async listSessions(user: string, provider: string, options?: { limit?: number | undefined }): Promise<DeviceInfo[]> {
     checkOwnerArgument('listSessions: user', user);
     checkOwnerArgument('listSessions: provider', provider);
-    const limit = options?.limit ?? defaultListLimit;
-    if (!Number.isInteger(limit) || limit < 1 || limit > maxListLimit) {
-      throw new TypeError(`listSessions: limit must be a whole number from 1 to ${maxListLimit}`);
-    }
+    const limit = listLimitOf(options?.limit);
     const absolute = this.#absoluteMaxAgeMs;
     const now = Date.now();
     return (await this.#sessions.listOwnedBy(user, provider, limit))

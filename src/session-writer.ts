@@ -21,14 +21,16 @@
  * - a cookie is only ever sent after a guarded write (or the insert) that
  *   found the session live.
  */
-import type { ContentDelta, Lifetime, LiveChange, LiveWrite, SessionBackend, SessionContent } from './backend.ts';
+import type { ContentDelta, Lifetime, LiveChange, LiveWrite, SessionBackend, SessionContent, SessionLimit } from './backend.ts';
 import type { CookieCodec } from './codec.ts';
 import { contentSize, deltaOf, emptyContent, encodeContent, isEmptyDelta, type PendingFlash } from './content.ts';
-import { appendSetCookie, type CookieTarget, expiredCookie, sessionCookie } from './cookies.ts';
+import { appendSetCookie, type CookieTarget, sessionCookie } from './cookies.ts';
+import { end, skipEmpty, withdrawn } from './session-end.ts';
 import { type DeviceDetailsInput, newHandle } from './devices.ts';
 import { forgetTried, newIdentity } from './retried-writes.ts';
 import { SessionStoreError, SessionValuesError } from './errors.ts';
 import type { InsecureCookieWarning } from './insecure-cookie.ts';
+import { OwnerLimit } from './session-limit.ts';
 import { cappedExpiry, expiryAt, isTransient, lifetimeKey, lifetimeOf, ownLifetime, refreshDue } from './lifetime.ts';
 import type { SessionOptions } from './options.ts';
 import { type Owner, ownerOf, sameOwner } from './owner.ts';
@@ -52,6 +54,8 @@ export interface WriterConfig {
   insecureCookies: InsecureCookieWarning;
   /** Called after each write that stored a session (an insert, an update, a regeneration). */
   written(): void;
+  /** At most this many live sessions per owner; undefined: no limit (see session-limit.ts). */
+  sessionLimit: SessionLimit | undefined;
   /** Runs one database call within the store's time bound. */
   withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T>;
 }
@@ -81,6 +85,8 @@ interface Plan {
    * write of the old tenure survives): its expiry is capped.
    */
   capped: boolean;
+  /** The owner this save signs in, when the session limit applies to it (see session-limit.ts). */
+  signIn: ReturnType<OwnerLimit['signsIn']>;
 }
 
 /** Attempts of a write whose lifetime guard missed (another request changed the lifetime meanwhile). */
@@ -89,9 +95,11 @@ const maxLifetimeAttempts = 3;
 /** The write steps of one store. */
 export class SessionWriter<V extends Storable<V>> {
   readonly #config: WriterConfig;
+  readonly #limit: OwnerLimit;
 
   constructor(config: WriterConfig) {
     this.#config = config;
+    this.#limit = new OwnerLimit({ ...config, limit: config.sessionLimit });
   }
 
   /** Saves a session that is not ended and not being destroyed (see `SessionStore.save`). */
@@ -99,6 +107,9 @@ export class SessionWriter<V extends Storable<V>> {
     const state = session[sessionState];
     for (let attempt = 1; ; attempt++) {
       const plan = this.#plan(session);
+      if (plan.signIn !== undefined && attempt === 1 && (await this.#limit.refuses(plan.signIn))) {
+        return end(target, session, 'limited', false);
+      }
       if (session.id === '') {
         if (!this.#config.saveUninitialized && plan.content.values.size === 0 && plan.content.flashes.size === 0) {
           return skipEmpty(target, session);
@@ -171,7 +182,8 @@ export class SessionWriter<V extends Storable<V>> {
     const transient = !this.#config.saveUninitialized && isTransient(content.values.size, owner.user);
     const capped = transient && (session.id === '' || ownerChanged);
     const own = ownLifetime(lifetime, this.#config.defaults);
-    return { content, delta, owner, ownerChanged, flashes, lifetime, own, lifetimeChanged, transient, capped };
+    const signIn = this.#limit.signsIn(owner, session.id === '' || ownerChanged);
+    return { content, delta, owner, ownerChanged, flashes, lifetime, own, lifetimeChanged, transient, capped, signIn };
   }
 
   /** A new session: a new id, one insert, its cookie. */
@@ -185,6 +197,7 @@ export class SessionWriter<V extends Storable<V>> {
     const signedInAt = plan.owner.user === undefined ? undefined : createdAt;
     const record = { content: plan.content, owner: plan.owner, epoch: 1, lifetime: plan.own, createdAt, expiresAt, device, signedInAt };
     await this.#config.withTimeout('insert', (signal) => this.#config.backend.insert(id, record, signal));
+    if (!(await this.#standsAfter(plan, id))) return withdrawn(target, session);
     state.tried = undefined;
     this.#config.written();
     this.#config.telemetry.sessionCreated();
@@ -225,6 +238,7 @@ export class SessionWriter<V extends Storable<V>> {
       this.#config.backend.replace(session.id, id, record, guard, carry, signal),
     );
     if (write.outcome !== 'done') return write;
+    if (!(await this.#standsAfter(plan, id))) return withdrawn(target, session);
     state.tried = undefined;
     this.#config.written();
     this.#config.telemetry.sessionRegenerated();
@@ -284,6 +298,7 @@ export class SessionWriter<V extends Storable<V>> {
     };
     const write = await this.#config.withTimeout('update', (signal) => this.#config.backend.updateLive(session.id, change, signal));
     if (write.outcome !== 'done') return write;
+    if (!(await this.#standsAfter(plan, session.id))) return withdrawn(target, session);
     this.#config.written();
     if (handle !== undefined) session.handle = handle;
     if (plan.ownerChanged) state.signedInAt = change.signedInAt ?? undefined;
@@ -299,6 +314,11 @@ export class SessionWriter<V extends Storable<V>> {
    */
   #lifetimeGuard(session: Session<V>, plan: Plan): Pick<LiveChange, 'expectedLifetime'> {
     return plan.lifetimeChanged ? {} : { expectedLifetime: { lifetime: session[sessionState].ownLifetime } };
+  }
+
+  /** After a write that signed an owner in: whether session `id` stands under the session limit (true when the limit does not apply). */
+  async #standsAfter(plan: Plan, id: string): Promise<boolean> {
+    return plan.signIn === undefined || this.#limit.stands(plan.signIn, id);
   }
 
   /** The absolute lifetime is over: the record goes, like an expiry. */
@@ -345,33 +365,10 @@ export class SessionWriter<V extends Storable<V>> {
   }
 }
 
-/**
- * Terminal: later saves resolve `outcome` again and write nothing. The
- * browser's cookie is expired, except when the session was superseded:
- * the browser then holds the cookie a parallel request gave it, which a
- * clearing cookie arriving later would delete.
- */
-export function end(target: CookieTarget, session: Session, outcome: SaveOutcome): SaveOutcome {
-  // The cookie first: if the target throws, a retried save sends it again.
-  if (outcome !== 'superseded') appendSetCookie(target, expiredCookie(session.name, session.options));
-  session[sessionState].ended = outcome;
-  return outcome;
-}
-
 /** When the owner a save leaves signed in: now for a new owner, as before for the same one, none without one. */
 function signedInAtAfter(plan: Plan, loaded: Date | undefined, now: number): Date | undefined {
   if (!plan.ownerChanged) return loaded;
   return plan.owner.user === undefined ? undefined : new Date(now);
-}
-
-/** A new session that is still empty is not stored; a dead cookie the request carried is cleared. */
-function skipEmpty(target: CookieTarget, session: Session): SaveOutcome {
-  const state = session[sessionState];
-  if (state.deadCookie) {
-    appendSetCookie(target, expiredCookie(session.name, session.options));
-    state.deadCookie = false;
-  }
-  return 'unchanged';
 }
 
 /** The pending flashes a save keeps: after an owner change from someone, only the ones this request added. */

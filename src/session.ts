@@ -42,10 +42,19 @@ export type SessionLoadError = UnsealFailure | 'not-found' | 'unreadable' | 'rep
  *   session that belongs to someone else now. This request's changes
  *   (values, flashes added or read) are not stored.
  *
- * After `deleted`, `expired` or `superseded` the Session is ended: later saves
- * of it resolve the same outcome and write nothing.
+ * - `limited`: a sign-in past `maxSessionsPerUser`. With `'refuse'`, the
+ *   owner had its limit of live sessions: nothing was written and no cookie
+ *   sent, so the browser keeps the session it had (tell the user to sign
+ *   out on another device first; `new` gives that session again, e.g. for
+ *   a flash). Or the sign-in was written and then withdrawn, because
+ *   parallel sign-ins of the same owner took the last places first
+ *   (`'refuse'`), or were all newer (`'evict-oldest'`): the session is
+ *   gone and the cookie expired.
+ *
+ * After `deleted`, `expired`, `superseded` or `limited` the Session is ended:
+ * later saves of it resolve the same outcome and write nothing.
  */
-export type SaveOutcome = 'created' | 'updated' | 'unchanged' | 'deleted' | 'expired' | 'superseded';
+export type SaveOutcome = 'created' | 'updated' | 'unchanged' | 'deleted' | 'expired' | 'superseded' | 'limited';
 
 /** @internal The store's bookkeeping for one session. */
 export interface SessionState {

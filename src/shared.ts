@@ -13,11 +13,13 @@ export type {
   DeviceRecord,
   FoundSession,
   Lifetime,
+  LimitResult,
   LiveChange,
   LiveWrite,
   Owner,
   ReplacedSession,
   SessionBackend,
+  SessionLimit,
   SessionRecord,
   StoredSession,
 } from './backend.ts';

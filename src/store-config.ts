@@ -3,7 +3,8 @@
  * place that checks it and fills in the defaults.
  */
 import { checkBatchSize, checkErrorHandler, checkMillisecondsOrZero, defaultCleanupBatchSize } from './cleanup.ts';
-import { defaultTimeoutMs } from './backend.ts';
+import type { SessionLimit } from './backend.ts';
+import { defaultTimeoutMs } from './operations.ts';
 import type { DeviceDetailsInput } from './devices.ts';
 import { SessionOptionsError } from './errors.ts';
 import type { KeyPair } from './keys.ts';
@@ -93,6 +94,21 @@ export interface SessionStoreConfig {
    * reject with SessionValuesError before writing. Stored as one text field.
    */
   describeDevice?: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
+  /**
+   * Most live sessions one owner (`user` + `provider`) may have: a whole
+   * number from 1. Checked by each save that gives a session its owner (a
+   * sign-in), never by other saves; what happens past it is
+   * `onSessionLimit`. Unset: no limit. See docs/devices.md.
+   */
+  maxSessionsPerUser?: number | undefined;
+  /**
+   * What a sign-in past `maxSessionsPerUser` does. `'evict-oldest'`
+   * (default): it is stored, and the owner's least recently used sessions
+   * (oldest last write) end at once, before `save` resolves. `'refuse'`:
+   * `save` writes nothing and resolves `'limited'` ("sign out on another
+   * device first"). Only with `maxSessionsPerUser`.
+   */
+  onSessionLimit?: SessionLimit['policy'] | undefined;
 }
 
 const sessionStoreConfigKeys = [
@@ -109,6 +125,8 @@ const sessionStoreConfigKeys = [
   'unsealCacheSize',
   'onError',
   'describeDevice',
+  'maxSessionsPerUser',
+  'onSessionLimit',
 ] as const satisfies readonly (keyof SessionStoreConfig)[];
 
 const defaultTouchAfterSeconds = 3600;
@@ -129,6 +147,7 @@ export interface StoreSettings {
   unsealCacheSize: number;
   onError: (error: unknown) => void;
   describeDevice: ((request: Request) => DeviceDetailsInput | undefined) | undefined;
+  sessionLimit: SessionLimit | undefined;
 }
 
 /**
@@ -155,7 +174,29 @@ export function resolveStoreConfig(config: SessionStoreConfig, backendKeys: read
     unsealCacheSize: config.unsealCacheSize ?? defaultUnsealCacheSize,
     onError: checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: cleanup failed:', error)),
     describeDevice: config.describeDevice,
+    sessionLimit: sessionLimitOf(config.maxSessionsPerUser, config.onSessionLimit),
   };
+}
+
+/** A value a caller gave, for an error message; never throws (a BigInt, an object without a prototype). */
+function shown(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : typeof value === 'number' || typeof value === 'boolean' ? String(value) : `a ${typeof value}`;
+}
+
+const limitPolicies: readonly SessionLimit['policy'][] = ['evict-oldest', 'refuse'];
+
+function sessionLimitOf(max: unknown, policy: unknown): SessionLimit | undefined {
+  if (policy !== undefined && !limitPolicies.includes(policy as SessionLimit['policy'])) {
+    throw new SessionOptionsError(`onSessionLimit must be 'evict-oldest' or 'refuse', not ${shown(policy)}`);
+  }
+  if (max === undefined) {
+    if (policy !== undefined) throw new SessionOptionsError('onSessionLimit needs maxSessionsPerUser');
+    return undefined;
+  }
+  if (typeof max !== 'number' || !Number.isSafeInteger(max) || max < 1) {
+    throw new SessionOptionsError(`maxSessionsPerUser must be a whole number of at least 1, not ${shown(max)}`);
+  }
+  return { max, policy: (policy as SessionLimit['policy'] | undefined) ?? 'evict-oldest' };
 }
 
 function flag(value: unknown, label: string): boolean {

@@ -15,7 +15,8 @@ import type { SessionLoadError } from './session.ts';
 import { version } from './version.ts';
 import { SessionOptionsError } from './errors.ts';
 import { checkKnownKeys } from './options.ts';
-import { type SessionBackend, withTimeout } from './backend.ts';
+import { type SessionBackend } from './backend.ts';
+import { withTimeout } from './operations.ts';
 
 /** Any `@opentelemetry/api` 1.x MeterProvider (an SDK's, or the global one). */
 export interface MeterProviderLike {
@@ -60,7 +61,7 @@ export interface DatabaseDescription {
 }
 
 /** Why sessions were ended from outside their requests. */
-export type RevokeReason = 'forced_logout' | 'device' | 'other_devices';
+export type RevokeReason = 'forced_logout' | 'device' | 'other_devices' | 'session_limit';
 
 type Attributes = Record<string, string | boolean>;
 
@@ -106,6 +107,7 @@ export class Telemetry {
     regenerated: Otel.Counter;
     ended: Otel.Counter;
     revoked: Otel.Counter;
+    limited: Otel.Counter;
     rejected: Otel.Counter;
     accepted: Otel.Counter;
     duration: Otel.Histogram;
@@ -166,7 +168,8 @@ export class Telemetry {
       created: sessions('mongostore.session.created', 'Sessions stored for the first time.'),
       regenerated: sessions('mongostore.session.regenerated', 'Sessions moved to a new id (regenerate(), a sign-in).'),
       ended: sessions('mongostore.session.ended', 'Stored sessions ended by their own request: destroy() (a maxAge of 0) or a maxAge <= 0.'),
-      revoked: sessions('mongostore.session.revoked', 'Sessions ended from outside their requests: forced logout, device revocation.'),
+      revoked: sessions('mongostore.session.revoked', 'Sessions ended from outside their requests: forced logout, device revocation, the session limit.'),
+      limited: sessions('mongostore.session.limited', "Sign-ins refused by the session limit (onSessionLimit: 'refuse')."),
       rejected: cookies('mongostore.cookie.rejected', 'Session cookies that gave a fresh session, by reason.'),
       accepted: cookies('mongostore.cookie.accepted', 'Session cookies that opened a live session, by the key pair that sealed them.'),
       duration: meter.createHistogram('db.client.operation.duration', {
@@ -196,6 +199,10 @@ export class Telemetry {
 
   sessionsRevoked(reason: RevokeReason, count: number): void {
     if (count > 0) this.#counters?.revoked.add(count, { ...this.#database, 'mongostore.session.revoke_reason': reason });
+  }
+
+  signInRefused(): void {
+    this.#counters?.limited.add(1, this.#database);
   }
 
   cookieRejected(reason: SessionLoadError): void {

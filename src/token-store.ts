@@ -4,8 +4,16 @@
  * any SessionBackend. MongoDBStore (MongoDB) and PostgresStore (PostgreSQL)
  * are this class over their backends.
  */
-import { defaultTimeoutMs, type SessionBackend } from './backend.ts';
-import { checkBatchSize, checkErrorHandler, checkMillisecondsOrZero, defaultCleanupBatchSize, expiredCleanup, runEvery } from './cleanup.ts';
+import { type SessionBackend } from './backend.ts';
+import { defaultTimeoutMs } from './operations.ts';
+import {
+  checkBatchSize,
+  checkErrorHandler,
+  checkMillisecondsOrZero,
+  defaultCleanupBatchSize,
+  expiredCleanup,
+  runEvery,
+} from './cleanup.ts';
 import { SessionOptionsError } from './errors.ts';
 import { checkKnownKeys } from './options.ts';
 import { instrumentBackend } from './instrumented-backend.ts';

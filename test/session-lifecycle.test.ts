@@ -43,6 +43,16 @@
  * as alice (regenerated) with a `theme`. Values are never read from the
  * stored record (its format is the implementation's), only through `get`.
  *
+ * A second property runs the same model under a session limit of one live
+ * session per user (`maxSessionsPerUser: 1`; runs alternate
+ * `'evict-oldest'` and `'refuse'`): a sign-in (a save that gives a session
+ * an owner it did not have) ends the user's least recently written other
+ * sessions, or, at the limit, writes nothing and resolves `'limited'`
+ * without a cookie; no user ever has more live sessions than the limit;
+ * every other save is as without a limit. Among saves run at once, a
+ * sign-in may instead be written and then withdrawn (`'limited'`, the
+ * cookie cleared), the other having taken the place.
+ *
  * Where the contract leaves a choice, the model accepts either: a tombstone
  * whose successors are all gone may answer 'replaced' or be gone (a save
  * holding it 'superseded' or 'expired'); the save retried after a throwing
@@ -52,7 +62,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { KeyPair, SaveOutcome, Session } from '../src/index.ts';
+import type { KeyPair, SaveOutcome, Session, SessionStoreConfig } from '../src/index.ts';
 import type { SessionStore } from '../src/session-store.ts';
 import { type Backend, backends, type RawPlace } from './support/backends.ts';
 import { ImmutableHeaders, randomKey, requestWith, type SentCookie, sentCookies } from './support/http.ts';
@@ -103,6 +113,8 @@ interface ModelSession {
   capped: boolean;
   /** Saves that wrote values, flashes, owner or lifetime. */
   writes: number;
+  /** When the store last wrote the record (the session limit's "least recently used"), as a model-wide sequence. */
+  lastWrite: number;
   lifetimeWrites: number;
   /** The last cookie the store sent for it (delivered or not): how the checks load it. */
   issued: { value: string; generation: number } | undefined;
@@ -192,6 +204,12 @@ interface Stats {
   forcedLogouts: number;
   concurrentFinishes: number;
   races: number;
+  /** Sessions the limit ended ('evict-oldest'). */
+  limitEvictions: number;
+  /** Sign-ins refused before their write ('refuse'). */
+  limitRefusals: number;
+  /** Sign-ins written, then withdrawn because a parallel one took the place. */
+  limitWithdrawals: number;
 }
 
 const zeroStats = (): Stats => ({
@@ -232,6 +250,9 @@ const zeroStats = (): Stats => ({
   forcedLogouts: 0,
   concurrentFinishes: 0,
   races: 0,
+  limitEvictions: 0,
+  limitRefusals: 0,
+  limitWithdrawals: 0,
 });
 
 /** What the file must have met per backend, at least: a generator that stops producing them fails. */
@@ -272,6 +293,9 @@ const minimums: Partial<Stats> = {
   races: 120,
 };
 
+/** What the runs under a session limit must have met, at least. */
+const limitMinimums: Partial<Stats> = { requests: 1500, ownerChanges: 150, limitEvictions: 30, limitRefusals: 30, races: 20 };
+
 interface Model {
   sessions: ModelSession[];
   clients: ModelClient[];
@@ -283,18 +307,27 @@ interface Model {
   nextTag: number;
   /** Each tag the test wrote: the tenure its request loaded, and whether its save may have stored it. */
   writes: Record<number, { tenure: number; stored: boolean }>;
+  /** The store's session limit (maxSessionsPerUser, onSessionLimit), if any. */
+  limit: { max: number; policy: 'evict-oldest' | 'refuse' } | undefined;
+  nextWrite: number;
+  /** Settling saves that ran at once: a sign-in may have been withdrawn by the other's check. */
+  concurrent: boolean;
   stats: Stats;
 }
 
 interface RealPending {
   req: Request;
   session: Session<Values>;
+  /** Under a session limit: its save starts in a later millisecond than any save before it ended (see `saveReal`). */
+  spaced: boolean;
   /** The store that loaded it: a key rotation meanwhile does not change it. */
   store: SessionStore<Values>;
 }
 
 interface Real {
   backend: Backend;
+  /** The store configuration besides its keys (the session limit). */
+  config: Partial<SessionStoreConfig>;
   place: string;
   raw: RawPlace;
   store: SessionStore<Values>;
@@ -476,7 +509,7 @@ async function load(model: Model, real: Real, clientIndex: number, slot: number,
     lifetimeWritesAtLoad: loaded?.lifetimeWrites ?? 0,
     reseal: loaded !== undefined && cookie !== undefined && cookie.generation !== model.keys[0],
   };
-  real.pending[slot] = { req, session, store };
+  real.pending[slot] = { req, session, store, spaced: real.config.maxSessionsPerUser !== undefined };
 }
 
 /** Applies the ops to the real session and describes them for the model; checks the flashes it reads. */
@@ -561,6 +594,10 @@ async function prepare(model: Model, p: Pending, rp: RealPending, ops: readonly 
 /** Saves the request as its action says; the observations the model is checked against. */
 async function saveReal(rp: RealPending, ch: Changes, delivery: Action['delivery']): Promise<Observed> {
   const { req, session, store } = rp;
+  // The limit orders sessions by their last write, in milliseconds on MongoDB: a save that
+  // starts after the last one ended in the same millisecond could tie with it (sessions that
+  // tie go by id, which the model cannot know), so it waits for the next one.
+  while (rp.spaced && Date.now() <= lastSaveEnded) await new Promise((resolve) => setTimeout(resolve, 1));
   const before = Date.now();
   let headers = new Headers();
   let outcome: SaveOutcome;
@@ -584,6 +621,7 @@ async function saveReal(rp: RealPending, ch: Changes, delivery: Action['delivery
   } else {
     outcome = await store.save(req, headers, session);
   }
+  lastSaveEnded = Date.now();
   return {
     outcome,
     cookies: sentCookies(headers),
@@ -598,6 +636,9 @@ async function saveReal(rp: RealPending, ch: Changes, delivery: Action['delivery
     freshId,
   };
 }
+
+/** When the last save ended (ms): see `saveReal`. */
+let lastSaveEnded = 0;
 
 type CookieKind = 'new' | 'clear';
 
@@ -652,7 +693,48 @@ function newModelSession(
   transient = false,
 ): ModelSession {
   const capped = transient && lifetimeMs(init.lifetime, true) < lifetimeMs(init.lifetime, false);
-  return { ...init, capped, state: 'live', successor: undefined, writes: 0, lifetimeWrites: 0, issued: undefined };
+  return { ...init, capped, state: 'live', successor: undefined, writes: 0, lastWrite: 0, lifetimeWrites: 0, issued: undefined };
+}
+
+/** The live sessions of `user` in the model. */
+function liveOf(model: Model, user: string): ModelSession[] {
+  return model.sessions.filter((session) => session.state === 'live' && session.values.user === user);
+}
+
+/** The user a save signs in under a session limit: one is set, and the save gives the session an owner it did not have. */
+function limitedSignIn(model: Model, user: string | undefined, gained: boolean): string | undefined {
+  return model.limit !== undefined && gained && user !== undefined ? user : undefined;
+}
+
+/** A sign-in written, then withdrawn by the limit: only among saves that ran at once ('limited', the cookie cleared). */
+function isWithdrawn(model: Model, obs: Observed): boolean {
+  return model.concurrent && obs.outcome === 'limited' && obs.cookies.length === 1 && obs.cookies[0]?.value === '';
+}
+
+/**
+ * `'refuse'`, the user at its limit already: the save writes nothing and
+ * resolves 'limited' without a cookie. Among saves that ran at once, one
+ * the model would refuse here may instead have been written and then
+ * withdrawn (the other took the place first): that is settled after the write.
+ */
+function refusedBefore(model: Model, user: string, obs: Observed): boolean {
+  if (model.limit?.policy !== 'refuse' || liveOf(model, user).length < model.limit.max || isWithdrawn(model, obs)) return false;
+  expectOutcome(obs, 'limited', []);
+  model.stats.limitRefusals++;
+  return true;
+}
+
+/** After a sign-in's write: `'evict-oldest'` ends the user's least recently written sessions beyond the limit (never the one just written). */
+function trim(model: Model, user: string, own: ModelSession): void {
+  const limit = model.limit as NonNullable<Model['limit']>;
+  own.lastWrite = model.nextWrite++;
+  const owned = liveOf(model, user).sort((a, b) => b.lastWrite - a.lastWrite);
+  expect(owned[0]).toBe(own);
+  if (limit.policy === 'refuse') return;
+  for (const session of owned.slice(limit.max)) {
+    session.state = 'dead';
+    model.stats.limitEvictions++;
+  }
 }
 
 /**
@@ -739,6 +821,18 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
       record(false);
       return;
     }
+    const signIn = limitedSignIn(model, ch.values.user, true);
+    if (signIn !== undefined && refusedBefore(model, signIn, obs)) {
+      record(false);
+      return;
+    }
+    if (signIn !== undefined && isWithdrawn(model, obs)) {
+      expectOutcome(obs, 'limited', ['clear']);
+      model.stats.limitWithdrawals++;
+      record(false);
+      send(undefined);
+      return;
+    }
     expectOutcome(obs, 'created', ['new']);
     expect(obs.values).toEqual(ch.values);
     const transient = isTransient(ch.values);
@@ -756,6 +850,8 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
       transient,
     );
     model.sessions.push(created);
+    created.lastWrite = model.nextWrite++;
+    if (signIn !== undefined) trim(model, signIn, created);
     if (ch.lifetime !== 0) stats.lifetimeChanges++;
     expectCookieLifetime(obs.cookies[0] as SentCookie, ch.lifetime, transient);
     record(true);
@@ -774,6 +870,12 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
     return;
   }
   if (p.reseal) stats.reseals++;
+  // The limit's count comes before the write, and so before whatever the write would find.
+  const signIn = limitedSignIn(model, ch.values.user, ownerChanged);
+  if (signIn !== undefined && refusedBefore(model, signIn, obs)) {
+    record(false);
+    return;
+  }
   if (session.state === 'dead') {
     expectOutcome(obs, 'expired', ['clear']);
     send(undefined);
@@ -798,6 +900,23 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
     stats.superseded++;
     stats.ownerChangesMet++;
     record(false);
+    return;
+  }
+
+  if (signIn !== undefined && isWithdrawn(model, obs)) {
+    // Written, then withdrawn: the session (after regenerate(): the one it moved to) is gone.
+    expectOutcome(obs, 'limited', ['clear']);
+    model.stats.limitWithdrawals++;
+    if (ch.regenerate) {
+      const gone = newModelSession({ realId: '', values: {}, flashes: [], tenure: model.nextTenure++, history: [], lifetime: 0, expiry: [0, 0] });
+      gone.state = 'dead';
+      session.state = 'replaced';
+      session.successor = gone;
+    } else {
+      session.state = 'dead';
+    }
+    record(false);
+    send(undefined);
     return;
   }
 
@@ -844,6 +963,8 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
     session.state = 'replaced';
     session.successor = created;
     model.sessions.push(created);
+    created.lastWrite = model.nextWrite++;
+    if (signIn !== undefined) trim(model, signIn, created);
     stats.regenerations++;
     if (metLaterWrite) stats.regenerationCarries++;
     expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime, capNow);
@@ -855,6 +976,7 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
     session.values = values;
     session.flashes = flashes;
     if (changed) session.writes++;
+    if (changed || refresh) session.lastWrite = model.nextWrite++;
     if (lifetimeChanged) session.lifetimeWrites++;
     session.lifetime = lifetime;
     if (ownerChanged) {
@@ -867,6 +989,7 @@ function settle(model: Model, slot: number, ch: Changes, obs: Observed): void {
       expectCookieLifetime(obs.cookies[0] as SentCookie, lifetime, capNow);
     }
     if (cookie) issue(session, obs.cookies[0]);
+    if (signIn !== undefined) trim(model, signIn, session);
   }
   // After a save, `values` are this request's own (not re-read)...
   expect(obs.values).toEqual(ch.values);
@@ -885,7 +1008,7 @@ async function secondSave(model: Model, real: Real, rp: RealPending, first: Save
   const commands = await real.backend.during(async () => {
     outcome = await rp.store.save(rp.req, headers, rp.session);
   });
-  const ended = first === 'deleted' || first === 'expired' || first === 'superseded';
+  const ended = first === 'deleted' || first === 'expired' || first === 'superseded' || first === 'limited';
   expect({ outcome, commands, cookies: sentCookies(headers).length }).toEqual({ outcome: ended ? first : 'unchanged', commands: [], cookies: 0 });
   model.stats.secondSaves++;
 }
@@ -918,7 +1041,9 @@ async function chooseOrder(model: Model, real: Real, orders: ((candidate: Model)
   for (const order of orders) {
     const candidate = structuredClone(model);
     try {
+      candidate.concurrent = true;
       order(candidate);
+      candidate.concurrent = false;
       await checkInvariants(candidate, real);
       Object.assign(model, candidate);
       return;
@@ -933,6 +1058,9 @@ async function chooseOrder(model: Model, real: Real, orders: ((candidate: Model)
 async function checkInvariants(model: Model, real: Real): Promise<void> {
   const live = model.sessions.filter((session) => session.state === 'live');
   expect((await real.raw.liveKeys()).sort()).toEqual(live.map((session) => session.realId).sort());
+  // Never more live sessions per user than the limit.
+  const limit = model.limit;
+  if (limit !== undefined) for (const user of users) expect({ user, live: liveOf(model, user).length <= limit.max }).toEqual({ user, live: true });
   expect(await real.store.getActiveSessionsCount()).toBe(live.length);
   const loads = new Map<string, Session<Values>>();
   const open = async (cookie: string) => {
@@ -997,7 +1125,7 @@ function expectWrittenHere(model: Model, session: ModelSession, value: string): 
 /** Rebuilds the store on the same place with the model's key list (a deploy: in-flight requests keep theirs). */
 async function rebuildStore(model: Model, real: Real): Promise<void> {
   const keyPairs = model.keys.map((generation) => real.keyPairs.get(generation) as KeyPair);
-  real.store = (await real.backend.sessionStore<Values>({ keyPairs }, real.place, false)).store;
+  real.store = (await real.backend.sessionStore<Values>({ ...real.config, keyPairs }, real.place, false)).store;
 }
 
 type Command = fc.AsyncCommand<Model, Real, false>;
@@ -1332,11 +1460,17 @@ const command: fc.Arbitrary<Command> = fc.oneof(
  */
 const seed = Number(process.env.MONGOSTORE_MODEL_SEED ?? 20261123);
 const numRuns = 250;
+/** Runs under a session limit (fewer: the limit's cases come up in every run). */
+const limitRuns = 100;
 const maxCommands = 120;
 const commands = fc.commands([command], { maxCommands, size: 'max' });
 
-function initialModel(): Model {
+function initialModel(config: Partial<SessionStoreConfig>): Model {
+  const { maxSessionsPerUser: max, onSessionLimit: policy = 'evict-oldest' } = config;
   return {
+    limit: max === undefined ? undefined : { max, policy },
+    nextWrite: 1,
+    concurrent: false,
     sessions: [],
     clients: Array.from({ length: clientCount }, () => ({ cookie: undefined, previous: undefined })),
     pending: Array.from({ length: slotCount + 1 }, () => undefined),
@@ -1353,7 +1487,8 @@ describe.each(backends)('session lifecycle model on $name', (backend: Backend) =
   beforeAll(() => backend.open());
   afterAll(() => backend.close());
 
-  it('agrees with the model after every command', async () => {
+  /** Runs the model `numRuns` times, each on a fresh place with the store configuration `configOf(run)`; checks the minimums. */
+  async function runModel(label: string, runCount: number, configOf: (run: number) => Partial<SessionStoreConfig>, least: Partial<Stats>) {
     const started = Date.now();
     const totals = zeroStats();
     let runs = 0;
@@ -1362,10 +1497,12 @@ describe.each(backends)('session lifecycle model on $name', (backend: Backend) =
         runs++;
         const place = `lifecycle_${runs}_${Math.random().toString(36).slice(2, 8)}`;
         const first = { authentication: randomKey(), encryption: randomKey() };
-        const { store, raw } = await backend.sessionStore<Values>({ keyPairs: [first] }, place);
-        const model = initialModel();
+        const config = configOf(runs);
+        const { store, raw } = await backend.sessionStore<Values>({ ...config, keyPairs: [first] }, place);
+        const model = initialModel(config);
         const real: Real = {
           backend,
+          config,
           place,
           raw,
           store,
@@ -1378,13 +1515,26 @@ describe.each(backends)('session lifecycle model on $name', (backend: Backend) =
         await fc.asyncModelRun(() => ({ model, real }), cmds);
         for (const key of Object.keys(totals) as (keyof Stats)[]) totals[key] += model.stats[key];
       }),
-      { seed, numRuns },
+      { seed, numRuns: runCount },
     );
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    console.log(`lifecycle model on ${backend.name}: ${runs} runs, seed ${seed}, ${seconds} s\n${JSON.stringify(totals)}`);
-    expect(runs).toBe(numRuns);
-    const met = Object.fromEntries(Object.keys(minimums).map((key) => [key, totals[key as keyof Stats]]));
-    const below = Object.entries(minimums).filter(([key, min]) => totals[key as keyof Stats] < min);
+    console.log(`lifecycle model ${label} on ${backend.name}: ${runs} runs, seed ${seed}, ${seconds} s\n${JSON.stringify(totals)}`);
+    expect(runs).toBe(runCount);
+    const met = Object.fromEntries(Object.keys(least).map((key) => [key, totals[key as keyof Stats]]));
+    const below = Object.entries(least).filter(([key, min]) => totals[key as keyof Stats] < min);
     expect(below, `below the minimums: ${JSON.stringify(met)}`).toEqual([]);
+  }
+
+  it('agrees with the model after every command', async () => {
+    await runModel('without a limit', numRuns, () => ({}), minimums);
+  }, 600_000);
+
+  it('agrees with the model under a session limit of one per user (runs alternate evict-oldest and refuse)', async () => {
+    await runModel(
+      'with maxSessionsPerUser 1',
+      limitRuns,
+      (run) => ({ maxSessionsPerUser: 1, onSessionLimit: run % 2 === 0 ? 'evict-oldest' : 'refuse' }),
+      limitMinimums,
+    );
   }, 600_000);
 });

@@ -151,6 +151,30 @@ describe.each(backends)('telemetry on $name', (backend: Backend) => {
     expect([await revoked('forced_logout'), await revoked('device'), await revoked('other_devices')]).toEqual([2, 1, 1]);
   });
 
+  it('counts evictions by the session limit as revocations (reason session_limit), and refused sign-ins', async () => {
+    const revoked = (otel: ReturnType<typeof pipeline>) =>
+      otel.total('mongostore.session.revoked', { 'mongostore.session.revoke_reason': 'session_limit', 'db.system.name': system });
+    const evicting = await makeStore({ maxSessionsPerUser: 2 });
+    for (let i = 0; i < 5; i++) await signIn(evicting.store, 'alice');
+    expect(await revoked(evicting.otel)).toBe(3);
+    expect(await evicting.otel.total('mongostore.session.limited', {})).toBe(0);
+    const refusing = await makeStore({ maxSessionsPerUser: 2, onSessionLimit: 'refuse' });
+    await signIn(refusing.store, 'alice');
+    await signIn(refusing.store, 'alice');
+    for (let i = 0; i < 3; i++) {
+      const req = requestWith();
+      const session = await refusing.store.get(req, 'sid');
+      session.values = { user: 'alice', provider: 'password' };
+      expect(await refusing.store.save(req, new Headers(), session)).toBe('limited');
+    }
+    expect(await refusing.otel.total('mongostore.session.limited', { 'db.system.name': system })).toBe(3);
+    expect(await revoked(refusing.otel)).toBe(0);
+    // The limit's commands are database calls like the others: a span each.
+    const names = refusing.otel.spans.getFinishedSpans().map((span) => span.name.split(' ')[0]);
+    expect(names.filter((name) => name === 'countOwnedBy')).toHaveLength(5);
+    expect(names.filter((name) => name === 'limitOwnedBy')).toHaveLength(2);
+  });
+
   it('counts cookies that gave a fresh session, by reason', async () => {
     const { store, otel } = await makeStore();
     const { cookie } = await signIn(store, 'alice');

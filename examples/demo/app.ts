@@ -1,6 +1,7 @@
 /**
  * The demo app: sign in with a password, a visit counter, flashes, sign out,
- * sign out everywhere, your devices, an admins-only count of active
+ * sign out everywhere, your devices (at most a few per user, with a setting
+ * for what a sign-in past them does), an admins-only count of active
  * sessions, and the store's OpenTelemetry metrics. Pages are plain
  * server-rendered HTML; Hono's html helper escapes every interpolated value.
  *
@@ -35,6 +36,21 @@ export const cookieName = '__Host-sid';
 const provider = 'password';
 const rememberSeconds = 90 * 24 * 60 * 60;
 
+/** What a sign-in past the limit does (the store option `onSessionLimit`). */
+export type LimitPolicy = 'evict-oldest' | 'refuse';
+
+/**
+ * The demo's session limit: `store` is built with `maxSessionsPerUser: max`
+ * (and the default `'evict-oldest'`), `refusing` with the same and
+ * `onSessionLimit: 'refuse'`, on the same collection and keys. An app picks
+ * one policy for its store; the demo lets each user pick on the devices
+ * page, and saves a sign-in with the store of that user's choice.
+ */
+export interface DemoLimit {
+  max: number;
+  refusing: MongoStore<DemoValues>;
+}
+
 /**
  * The app on `store`, signing in `users`; `/metrics` serves
  * `metrics.scrape()`, which should cover the MeterProvider the store was
@@ -44,8 +60,11 @@ export function createApp(
   store: MongoStore<DemoValues>,
   metrics: Pick<PrometheusMetrics, 'scrape'>,
   users: DemoUsers,
+  limit?: DemoLimit,
 ): Hono<SessionEnv<DemoValues>> {
   const app = new Hono<SessionEnv<DemoValues>>();
+  /** Each user's choice of what a sign-in past the limit does; in memory, as the demo's accounts are. */
+  const policies = new Map<string, LimitPolicy>();
   app.use(
     secureHeaders({
       contentSecurityPolicy: {
@@ -95,7 +114,20 @@ export function createApp(
         </tr>`)}
       </table>
       <form method="post" action="/devices/revoke-others"><button type="submit">Sign out other devices</button></form>
+      ${limit === undefined ? '' : limitSetting(limit.max, policies.get(user) ?? 'evict-oldest')}
       <p><a href="/">Back</a></p>`));
+  });
+
+  // The setting: what a sign-in on one device more than the limit does.
+  app.post('/devices/limit', async (c) => {
+    const session = c.get('session');
+    const { policy } = await c.req.parseBody();
+    const { user } = session.values;
+    if (user !== undefined && limit !== undefined && (policy === 'evict-oldest' || policy === 'refuse')) {
+      policies.set(user, policy);
+      session.addFlash(policy === 'refuse' ? 'A sign-in on one device too many will be refused.' : 'A sign-in on one device too many will sign out the one used least recently.');
+    }
+    return c.redirect('/devices', 303);
   });
 
   app.post('/devices/revoke', async (c) => {
@@ -144,6 +176,13 @@ export function createApp(
       body.remember === 'on' ? { maxAge: rememberSeconds, persistent: true } : { maxAge: store.options.maxAge, persistent: false },
     );
     session.addFlash(`Welcome, ${user}!`);
+    if (limit !== undefined && policies.get(user) === 'refuse') {
+      // Saved here, by the refusing store: 'limited' wrote nothing and sent no cookie, so
+      // the browser keeps the session it had (the middleware's save then does nothing).
+      if ((await limit.refusing.save(c.req, c, session)) === 'limited') {
+        return c.html(signInPage([], { user, error: `${user} is signed in on ${limit.max} devices already: sign out on one of them first (Your devices).` }), 409);
+      }
+    }
     return c.redirect('/', 303);
   });
 
@@ -202,6 +241,16 @@ function signInPage(flashes: string[], { user = '', error }: { user?: string; er
     <p class="note">The demo's users and their passwords (new at every start) are printed where it was started. ${metricsNote}</p>`);
 }
 
+/** The devices page's setting for the session limit. */
+function limitSetting(max: number, policy: LimitPolicy) {
+  return html`<form method="post" action="/devices/limit" class="limit">
+      <p>You may be signed in on at most ${max} devices. When you sign in on one more:</p>
+      <label><input type="radio" name="policy" value="evict-oldest" ${policy === 'evict-oldest' ? 'checked' : ''}> sign out the device used least recently</label>
+      <label><input type="radio" name="policy" value="refuse" ${policy === 'refuse' ? 'checked' : ''}> refuse the sign-in</label>
+      <button type="submit">Save</button>
+    </form>`;
+}
+
 /** A relative time ("5 minutes ago"), the exact one in its tooltip and datetime. */
 function time(date: Date, now: Date) {
   const exact = date.toISOString();
@@ -219,7 +268,7 @@ function page(title: string, flashes: string[], body: HtmlEscapedString | Promis
       .flash { background: #e8f5e9; border: 1px solid #a5d6a7; padding: .5rem 1rem; }
       .flash.error { background: #ffebee; border-color: #ef9a9a; }
       form { display: inline-block; margin: .5rem .5rem .5rem 0; }
-      form.sign-in label { display: block; margin: .25rem 0; }
+      form.sign-in label, form.limit label { display: block; margin: .25rem 0; }
       .note { color: #555; font-size: 14px; }
       table { border-collapse: collapse; margin: 1rem 0; font-size: 14px; }
       td, th { border-bottom: 1px solid #ddd; padding: .4rem .6rem; text-align: left; vertical-align: top; }

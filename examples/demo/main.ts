@@ -23,10 +23,13 @@ const mongo = await resolveMongoServer();
 console.log(`MongoDB server: ${mongo.description}`);
 const client = new MongoClient(mongo.uri);
 const metrics = prometheusMetrics();
-const store = new MongoStore<DemoValues>(client.db(process.env.MONGOSTORE_DB ?? 'mongostore_demo'), {
-  keyPairs,
-  telemetry: { meterProvider: metrics.meterProvider },
-});
+const db = client.db(process.env.MONGOSTORE_DB ?? 'mongostore_demo');
+// At most three devices per user: a fourth sign-in signs out the least recently used one,
+// or, for a user who chose so on the devices page, is refused (app.ts, DemoLimit).
+const maxSessionsPerUser = 3;
+const config = { keyPairs, telemetry: { meterProvider: metrics.meterProvider }, maxSessionsPerUser };
+const store = new MongoStore<DemoValues>(db, config);
+const refusing = new MongoStore<DemoValues>(db, { ...config, onSessionLimit: 'refuse' });
 console.log(`Key pair ids (first seals): ${store.keyPairIds.join(', ')}`);
 await store.init();
 
@@ -40,7 +43,7 @@ for (const { name, password, admin } of accounts) {
 const shutdown = new AbortController();
 const cleaning = store.startAutoClean(shutdown.signal, 60_000);
 const server = serve(
-  { fetch: createApp(store, metrics, users).fetch, port: Number(process.env.PORT ?? 3000), hostname: process.env.HOST ?? '127.0.0.1' },
+  { fetch: createApp(store, metrics, users, { max: maxSessionsPerUser, refusing }).fetch, port: Number(process.env.PORT ?? 3000), hostname: process.env.HOST ?? '127.0.0.1' },
   (info) => console.log(`Listening on http://localhost:${info.port}`),
 );
 

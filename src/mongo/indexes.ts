@@ -5,7 +5,7 @@
  * that repeats an existing index).
  */
 import { type Collection, MongoServerError } from 'mongodb';
-import { errorMessage } from '../backend.ts';
+import { errorMessage } from '../operations.ts';
 import { SessionOptionsError, SessionStoreError } from '../errors.ts';
 import type { SessionDocument } from './documents.ts';
 import type { SessionCollectionOptions } from './session-collection.ts';

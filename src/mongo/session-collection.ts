@@ -23,25 +23,26 @@ import {
   type DeviceRecord,
   type FoundSession,
   type LiveChange,
+  type LimitResult,
   type LiveWrite,
   maxChainLength,
-  once,
   replacedRecordMs,
-  runOperation,
   type SessionBackend,
+  type SessionLimit,
   type SessionRecord,
   storageKey,
   type WriteGuard,
   writeDone,
   writeFailure,
 } from '../backend.ts';
+import { once, runOperation } from '../operations.ts';
 import { applyDelta, sameContent } from '../content.ts';
 import { checkCollectionName, createIndexes } from './indexes.ts';
+import { countOwned, deleteOwned, deleteOwnedWithHandle, limitOwned, listOwned, revocation } from './owners.ts';
 import {
   bytesOf,
   chunksOfBytes,
   contentOf,
-  deviceRecordOf,
   documentOf,
   fieldsOf,
   foundFields,
@@ -57,7 +58,6 @@ import {
 export { chunksOfBytes, maxDeleteIdsBytes, type SessionDocument } from './documents.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
 
-
 /** How the layer is set up; fixed for the life of a store. */
 export interface SessionCollectionOptions {
   /** Keep SHA-256(id) as `_id` instead of the id itself. */
@@ -69,19 +69,6 @@ export interface SessionCollectionOptions {
 }
 
 
-/**
- * The write concern of every delete that ends a session (a sign-out, a
- * forced logout, a device revocation, a token's delete): acknowledged once
- * a majority of the replica set has it, so a failover cannot roll it back
- * and bring signed-out sessions back, whatever the app's client says (an
- * app may run `w: 1` for speed), within 10 s (`wtimeoutMS`: a set that
- * lost its majority answers with an error instead of holding the
- * connection for ever; the delete is then applied on the primary but not
- * confirmed). Other writes keep the client's write
- * concern: what a rollback loses there is a change or a new session, never
- * a sign-out (docs/production.md).
- */
-const revocation = { writeConcern: { w: 'majority', wtimeoutMS: 10_000 } } as const;
 
 export class SessionCollection implements SessionBackend {
   readonly database: DatabaseDescription;
@@ -304,32 +291,28 @@ export class SessionCollection implements SessionBackend {
    * cleanup, so the count is of sessions actually signed out). One command.
    * @returns how many.
    */
-  async deleteOwnedBy(user: string, provider: string): Promise<number> {
-    const result = await this.#run('deleteOwnedBy', undefined, () =>
-      this.#collection.deleteMany({ user, provider, expiresAt: { $gt: new Date() } }, revocation),
-    );
-    return result.deletedCount;
+  deleteOwnedBy(user: string, provider: string): Promise<number> {
+    return this.#run('deleteOwnedBy', undefined, () => deleteOwned(this.#collection, user, provider));
   }
 
   /** At most `limit` of the owner's live sessions, newest first, without ids or data. One command, served by the owner index. */
-  async listOwnedBy(user: string, provider: string, limit: number): Promise<DeviceRecord[]> {
-    const docs = await this.#run('listOwnedBy', undefined, () =>
-      this.#collection
-        .find(
-          { user, provider, expiresAt: { $gt: new Date() }, ...notReplaced },
-          { projection: { _id: 0, handle: 1, createdAt: 1, updatedAt: 1, expiresAt: 1, userAgent: 1, device: 1, signedInAt: 1 }, sort: { createdAt: -1 }, limit },
-        )
-        .toArray(),
-    );
-    return docs.map(deviceRecordOf);
+  listOwnedBy(user: string, provider: string, limit: number): Promise<DeviceRecord[]> {
+    return this.#run('listOwnedBy', undefined, () => listOwned(this.#collection, user, provider, limit));
   }
 
   /** Deletes the owner's live sessions with (or, `except`, without) this handle. One command. */
-  async deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number> {
-    const result = await this.#run('deleteOwnedByHandle', undefined, () =>
-      this.#collection.deleteMany({ user, provider, expiresAt: { $gt: new Date() }, handle: except ? { $ne: handle } : handle }, revocation),
-    );
-    return result.deletedCount;
+  deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number> {
+    return this.#run('deleteOwnedByHandle', undefined, () => deleteOwnedWithHandle(this.#collection, user, provider, handle, except));
+  }
+
+  /** Counts the owner's live sessions. One command, served by the owner index. */
+  countOwnedBy(user: string, provider: string, signal?: AbortSignal): Promise<number> {
+    return this.#run('countOwnedBy', signal, () => countOwned(this.#collection, user, provider));
+  }
+
+  /** The session limit after a sign-in (owners.ts): a read, and a delete when something goes. */
+  limitOwnedBy(user: string, provider: string, id: string, limit: SessionLimit, signal?: AbortSignal): Promise<LimitResult> {
+    return this.#run('limitOwnedBy', signal, () => limitOwned(this.#collection, user, provider, this.#key(id), limit));
   }
 
   /** Counts live documents (not replaced ones), served by the expiry index. One command. */

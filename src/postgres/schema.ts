@@ -3,7 +3,7 @@
  * older version, once per store, taking no lock when nothing is missing.
  */
 import type { Pool } from 'pg';
-import { runOperation } from '../backend.ts';
+import { runOperation } from '../operations.ts';
 
 /**
  * Creates what is missing of the table, its columns and its indexes, and

@@ -28,22 +28,31 @@ import {
   type DeviceRecord,
   type FoundSession,
   type LiveChange,
+  type LimitResult,
   type LiveWrite,
   maxChainLength,
-  once,
   plainBytes,
   replacedRecordMs,
-  runOperation,
   type SessionBackend,
+  type SessionLimit,
   type SessionRecord,
   storageKey,
   type WriteGuard,
   writeDone,
   writeFailure,
 } from '../backend.ts';
+import { once, runOperation } from '../operations.ts';
 import { SessionOptionsError } from '../errors.ts';
+import { countOwned, deleteOwned, deleteOwnedWithHandle, limitOwned, listOwned, type OwnedRows } from './owners.ts';
 import { createSchema } from './schema.ts';
-import { databaseName, deviceColumns, deviceRecordOf, type DeviceRow, foundSessionOf, recordColumns, recordValues, sessionColumns, type SessionRow } from './rows.ts';
+import {
+  databaseName,
+  foundSessionOf,
+  recordColumns,
+  recordValues,
+  sessionColumns,
+  type SessionRow,
+} from './rows.ts';
 import { guardSql, jsonOf, mergedSql } from './sql.ts';
 import type { DatabaseDescription } from '../telemetry.ts';
 
@@ -71,6 +80,8 @@ export class SessionTable implements SessionBackend {
   readonly #table: string;
   readonly #options: SessionTableOptions;
   readonly ensureSchema: () => Promise<void>;
+  /** The statements by owner (owners.ts) on this table. */
+  readonly #owners: OwnedRows;
 
   /**
    * @throws SessionOptionsError for a table or schema name that is not a
@@ -87,6 +98,7 @@ export class SessionTable implements SessionBackend {
     this.#options = options;
     const quoted = this.#table;
     this.ensureSchema = once(() => createSchema(pool, { name: table, quoted }, options.indexOwners));
+    this.#owners = { table: quoted, query: (operation, signal, text, values) => this.#query(operation, signal, text, values) };
   }
 
   async find(id: string, signal?: AbortSignal): Promise<FoundSession> {
@@ -252,36 +264,25 @@ export class SessionTable implements SessionBackend {
     }
   }
 
-  async deleteOwnedBy(user: string, provider: string): Promise<number> {
-    const result = await this.#query(
-      'deleteOwnedBy',
-      undefined,
-      `DELETE FROM ${this.#table} WHERE "user" = $1 AND provider = $2 AND expiry > now()`,
-      [user, provider],
-    );
-    return result.rowCount ?? 0;
+  deleteOwnedBy(user: string, provider: string): Promise<number> {
+    return deleteOwned(this.#owners, user, provider);
   }
 
-  async listOwnedBy(user: string, provider: string, limit: number): Promise<DeviceRecord[]> {
-    const result = await this.#query<DeviceRow>(
-      'listOwnedBy',
-      undefined,
-      `SELECT ${deviceColumns} FROM ${this.#table}
-       WHERE "user" = $1 AND provider = $2 AND expiry > now() AND NOT replaced ORDER BY created_at DESC LIMIT $3`,
-      [user, provider, limit],
-    );
-    return result.rows.map(deviceRecordOf);
+  listOwnedBy(user: string, provider: string, limit: number): Promise<DeviceRecord[]> {
+    return listOwned(this.#owners, user, provider, limit);
   }
 
-  async deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number> {
-    const result = await this.#query(
-      'deleteOwnedByHandle',
-      undefined,
-      `DELETE FROM ${this.#table} WHERE "user" = $1 AND provider = $2 AND expiry > now() AND NOT replaced
-       AND handle ${except ? 'IS DISTINCT FROM' : '='} $3`,
-      [user, provider, handle],
-    );
-    return result.rowCount ?? 0;
+  deleteOwnedByHandle(user: string, provider: string, handle: string, except: boolean): Promise<number> {
+    return deleteOwnedWithHandle(this.#owners, user, provider, handle, except);
+  }
+
+  countOwnedBy(user: string, provider: string, signal?: AbortSignal): Promise<number> {
+    return countOwned(this.#owners, user, provider, signal);
+  }
+
+  /** The session limit after a sign-in, in one statement (owners.ts). */
+  limitOwnedBy(user: string, provider: string, id: string, limit: SessionLimit, signal?: AbortSignal): Promise<LimitResult> {
+    return limitOwned(this.#owners, user, provider, this.#key(id), limit, signal);
   }
 
   async countLive(): Promise<number> {

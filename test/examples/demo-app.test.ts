@@ -184,3 +184,54 @@ describe('the demo app', () => {
     expect(await (await app.request(`${origin}/`)).text()).toContain('The metrics page is public in this demo');
   });
 });
+
+describe('the demo app with a session limit (two devices per user here)', () => {
+  let limited: ReturnType<typeof createApp>;
+  beforeAll(async () => {
+    const keyPairs = [{ authentication: randomKey() }];
+    const db = t.client.db(`${t.db.databaseName}_limit`);
+    const store = new MongoStore<DemoValues>(db, { keyPairs, maxSessionsPerUser: 2, telemetry: false });
+    const refusing = new MongoStore<DemoValues>(db, { keyPairs, maxSessionsPerUser: 2, onSessionLimit: 'refuse', telemetry: false });
+    await store.init();
+    limited = createApp(store, prometheusMetrics(), await DemoUsers.create(accounts), { max: 2, refusing });
+  });
+  const signIn = (name: string) => limited.request(`${origin}/login`, form(credentials(name)));
+  const home = async (cookie: string) => (await limited.request(`${origin}/`, { headers: { cookie } })).text();
+
+  it('by default a third sign-in signs out the device used least recently; with the setting, it is refused', async () => {
+    const first = cookieOf(await signIn('dora'));
+    const second = cookieOf(await signIn('dora'));
+    expect(await home(second)).toContain('<strong id="user">dora</strong>'); // a write: now the first is the least recently used
+    const third = cookieOf(await signIn('dora'));
+    expect(await home(first)).toContain('action="/login"'); // signed out
+    expect(await home(third)).toContain('<strong id="user">dora</strong>');
+    const devices = await (await limited.request(`${origin}/devices`, { headers: { cookie: third } })).text();
+    expect(devices.match(/<tr class="device">/g)).toHaveLength(2);
+    expect(devices).toContain('You may be signed in on at most 2 devices');
+    expect(devices).toMatch(/value="evict-oldest" checked/);
+
+    const setting = await limited.request(`${origin}/devices/limit`, form('policy=refuse', { cookie: third }));
+    expect(setting.status).toBe(303);
+    expect(await (await limited.request(`${origin}/devices`, { headers: { cookie: third } })).text()).toMatch(/value="refuse" checked/);
+    const refused = await signIn('dora');
+    expect(refused.status).toBe(409);
+    expect(refused.headers.getSetCookie()).toEqual([]);
+    expect(await refused.text()).toContain('dora is signed in on 2 devices already: sign out on one of them first');
+    for (const cookie of [second, third]) expect(await home(cookie)).toContain('<strong id="user">dora</strong>');
+    // Another user's limit is theirs: bob signs in as often as the limit allows, by the default.
+    for (let i = 0; i < 3; i++) expect((await signIn('bob')).status).toBe(303);
+    // A revoked device makes room: the sign-in goes through.
+    const revoke = await limited.request(`${origin}/devices/revoke-others`, form('', { cookie: third }));
+    expect(revoke.status).toBe(303);
+    const fourth = await signIn('dora');
+    expect(fourth.status).toBe(303);
+    expect(await home(cookieOf(fourth))).toContain('<strong id="user">dora</strong>');
+  });
+
+  it('refuses a setting that is not one of the two, changing nothing', async () => {
+    const cookie = cookieOf(await signIn('bob'));
+    const response = await limited.request(`${origin}/devices/limit`, form('policy=%24ne', { cookie }));
+    expect(response.status).toBe(303);
+    expect(await (await limited.request(`${origin}/devices`, { headers: { cookie } })).text()).toMatch(/value="evict-oldest" checked/);
+  });
+});

@@ -1,0 +1,288 @@
+/**
+ * The session limit (`maxSessionsPerUser`, `onSessionLimit`), on both
+ * backends: evictions of the least recently used sessions, refusals that
+ * write nothing, the commands each save costs, and parallel sign-ins that
+ * leave exactly the limit.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SessionStoreConfig, SessionOptionsError } from '../src/index.ts';
+import type { SessionStore } from '../src/session-store.ts';
+import { type Backend, backends } from './support/backends.ts';
+import { onlyCookie, randomKey, requestWith, sentCookies } from './support/http.ts';
+
+type Values = { user?: string; provider?: string; cart?: string[]; visits?: number };
+const keyPairs = [{ authentication: randomKey(), encryption: randomKey() }];
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('the limit options', () => {
+  const store = (config: Partial<SessionStoreConfig>) => backends[0]?.unreachable().sessions({ keyPairs, ...config });
+
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '3', 2n ** 60n, null, {}])(
+    'refuses maxSessionsPerUser %s with a SessionOptionsError',
+    (max) => {
+      expect(() => store({ maxSessionsPerUser: max as number })).toThrow(SessionOptionsError);
+      expect(() => store({ maxSessionsPerUser: max as number })).toThrow(/maxSessionsPerUser must be a whole number of at least 1/);
+    },
+  );
+
+  it('refuses an unknown onSessionLimit, and onSessionLimit without maxSessionsPerUser', () => {
+    expect(() => store({ maxSessionsPerUser: 2, onSessionLimit: 'drop-newest' as 'refuse' })).toThrow(/onSessionLimit must be 'evict-oldest' or 'refuse'/);
+    expect(() => store({ onSessionLimit: 'refuse' })).toThrow(/onSessionLimit needs maxSessionsPerUser/);
+    expect(() => store({ maxSessionsPerUser: 1, onSessionLimit: 'refuse' })).not.toThrow();
+    expect(() => store({ maxSessionsPerUser: 1 })).not.toThrow();
+  });
+});
+
+describe.each(backends)('the session limit on $name', (backend: Backend) => {
+  beforeAll(() => backend.open());
+  afterAll(() => backend.close());
+
+  const makeStore = (config: Partial<SessionStoreConfig> = {}, place?: string) => backend.sessionStore<Values>({ keyPairs, ...config }, place);
+
+  /** A sign-in on a new session: no earlier cookie. */
+  async function signIn(store: SessionStore<Values>, user: string, provider = 'password') {
+    const req = new Request('https://app.example/login', { headers: { 'user-agent': `${user} browser` } });
+    const session = await store.get(req, 'sid');
+    session.values = { user, provider };
+    const headers = new Headers();
+    const outcome = await store.save(req, headers, session);
+    return { outcome, headers, session, cookie: sentCookies(headers)[0]?.value };
+  }
+
+  /** An anonymous session with a cart: the cookie. */
+  async function anonymous(store: SessionStore<Values>) {
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values.cart = ['book'];
+    const headers = new Headers();
+    expect(await store.save(req, headers, session)).toBe('created');
+    return onlyCookie(headers).value;
+  }
+
+  /** A sign-in the way an app does it: the browser's session, regenerated, given an owner. */
+  async function signInFrom(store: SessionStore<Values>, cookie: string, user: string) {
+    const req = requestWith({ sid: cookie });
+    const session = await store.get(req, 'sid');
+    session.regenerate();
+    session.values = { ...session.values, user, provider: 'password' };
+    const headers = new Headers();
+    const outcome = await store.save(req, headers, session);
+    return { outcome, headers, session };
+  }
+
+  const load = (store: SessionStore<Values>, cookie: string | undefined) => store.get(requestWith({ sid: cookie ?? '' }), 'sid');
+
+  describe("'evict-oldest' (the default)", () => {
+    it('ends the least recently used sessions at once; the others, and other owners, are untouched', async () => {
+      const { store, raw } = await makeStore({ maxSessionsPerUser: 2 });
+      const bob = await signIn(store, 'bob');
+      const github = await signIn(store, 'alice', 'github');
+      const guest = await anonymous(store);
+      const first = await signIn(store, 'alice');
+      await pause(5);
+      const second = await signIn(store, 'alice');
+      await pause(5);
+      // The first is used again (a write): now the second is the least recently used.
+      const req = requestWith({ sid: first.cookie ?? '' });
+      const used = await store.get(req, 'sid');
+      used.values.visits = 1;
+      expect(await store.save(req, new Headers(), used)).toBe('updated');
+      await pause(5);
+      const third = await signIn(store, 'alice');
+      expect(third.outcome).toBe('created');
+      // Gone before the save resolved, not on its next request.
+      expect(await raw.record(second.session.id)).toBeUndefined();
+      const evicted = await load(store, second.cookie);
+      expect(evicted.isNew).toBe(true);
+      expect(evicted.error).toBe('not-found');
+      expect((await load(store, first.cookie)).values.visits).toBe(1);
+      expect((await load(store, third.cookie)).values.user).toBe('alice');
+      expect((await store.listSessions('alice', 'password')).map((device) => device.handle).sort()).toEqual(
+        [first.session.handle, third.session.handle].sort(),
+      );
+      for (const other of [bob.cookie, github.cookie, guest]) expect((await load(store, other)).isNew).toBe(false);
+      expect(await raw.countLive()).toBe(5);
+    });
+
+    it('evicts all beyond the limit at once (a limit lowered on an existing store), and applies to a sign-in by regenerate() or by an owner change', async () => {
+      const place = `limit_${Math.random().toString(36).slice(2, 10)}`;
+      const { store: unlimited } = await makeStore({}, place);
+      for (let i = 0; i < 5; i++) await signIn(unlimited, 'alice');
+      const { store } = await makeStore({ maxSessionsPerUser: 2 }, place);
+      const cookie = await anonymous(store);
+      const { outcome, headers, session } = await signInFrom(store, cookie, 'alice');
+      expect(outcome).toBe('created');
+      expect(await store.listSessions('alice', 'password')).toHaveLength(2);
+      const signedIn = await load(store, onlyCookie(headers).value);
+      expect(signedIn.values).toEqual({ cart: ['book'], user: 'alice', provider: 'password' });
+      expect(signedIn.handle).toBe(session.handle);
+      // An owner change without regenerate(): from nobody, then from bob to alice.
+      const other = await anonymous(store);
+      const req = requestWith({ sid: other });
+      const plain = await store.get(req, 'sid');
+      plain.values.user = 'alice';
+      plain.values.provider = 'password';
+      expect(await store.save(req, new Headers(), plain)).toBe('updated');
+      expect(await store.listSessions('alice', 'password')).toHaveLength(2);
+      const bob = await signIn(store, 'bob');
+      const switchReq = requestWith({ sid: bob.cookie ?? '' });
+      const switching = await store.get(switchReq, 'sid');
+      switching.values = { user: 'alice', provider: 'password' };
+      expect(await store.save(switchReq, new Headers(), switching)).toBe('updated');
+      const devices = await store.listSessions('alice', 'password');
+      expect(devices.map((device) => device.handle)).toContain(switching.handle);
+      expect(devices).toHaveLength(2);
+    });
+
+    it('a request in flight with an evicted session cannot bring it back', async () => {
+      const { store, raw } = await makeStore({ maxSessionsPerUser: 1 });
+      const first = await signIn(store, 'alice');
+      const req = requestWith({ sid: first.cookie ?? '' });
+      const inFlight = await store.get(req, 'sid');
+      await signIn(store, 'alice');
+      inFlight.values.visits = 7;
+      const headers = new Headers();
+      expect(await store.save(req, headers, inFlight)).toBe('expired');
+      expect(await raw.record(first.session.id)).toBeUndefined();
+      expect(await store.listSessions('alice', 'password')).toHaveLength(1);
+    });
+
+    it('costs a sign-in one more command (MongoDB: two when it evicts), and every other save nothing more', async () => {
+      const { store: unlimited } = await makeStore();
+      const { store } = await makeStore({ maxSessionsPerUser: 1 });
+      const commands = async (target: SessionStore<Values>, action: (s: SessionStore<Values>) => Promise<unknown>) =>
+        backend.during(() => action(target));
+      const trim = backend.name === 'MongoDB' ? ['read'] : ['other'];
+      const evict = backend.name === 'MongoDB' ? ['read', 'delete'] : ['other'];
+      // A new session signed in at once.
+      expect(await commands(store, (s) => signIn(s, 'carol'))).toEqual([...(await commands(unlimited, (s) => signIn(s, 'carol'))), ...trim]);
+      expect(await commands(store, (s) => signIn(s, 'carol'))).toEqual(['insert', ...evict]);
+      // A sign-in by regenerate(): what it cost before, and one more.
+      const before = await commands(unlimited, async (s) => signInFrom(s, await anonymous(s), 'dave'));
+      const after = await commands(store, async (s) => signInFrom(s, await anonymous(s), 'dave'));
+      expect(after).toEqual([...before, ...trim]);
+      // Saves that do not change the owner: a change, a regenerate() by the same owner.
+      const signedIn = await signIn(store, 'erin');
+      const same = async (s: SessionStore<Values>, cookie: string) => {
+        const req = requestWith({ sid: cookie });
+        const session = await s.get(req, 'sid');
+        session.values.visits = 2;
+        await s.save(req, new Headers(), session);
+        const again = await s.get(requestWith({ sid: cookie }), 'sid');
+        again.regenerate();
+        await s.save(requestWith({ sid: cookie }), new Headers(), again);
+      };
+      const signedInUnlimited = await signIn(unlimited, 'erin');
+      expect(await commands(store, (s) => same(s, signedIn.cookie ?? ''))).toEqual(
+        await commands(unlimited, (s) => same(s, signedInUnlimited.cookie ?? '')),
+      );
+    });
+
+    it(`leaves exactly the limit after 20 parallel sign-ins of one user${backend.name === 'MongoDB' ? ' (also on FerretDB)' : ''}`, async () => {
+      const { store, raw } = await makeStore({ maxSessionsPerUser: 3 });
+      const bob = await signIn(store, 'bob');
+      const guests = await Promise.all(Array.from({ length: 10 }, () => anonymous(store)));
+      const results = await Promise.all([
+        ...Array.from({ length: 10 }, () => signIn(store, 'alice')),
+        ...guests.map(async (cookie) => {
+          const { outcome, headers, session } = await signInFrom(store, cookie, 'alice');
+          return { outcome, headers, session, cookie: sentCookies(headers)[0]?.value };
+        }),
+      ]);
+      const devices = await store.listSessions('alice', 'password');
+      expect(devices).toHaveLength(3);
+      // Every save says what became of its session: 'created' and live, or 'limited' and gone (the cookie cleared).
+      let live = 0;
+      for (const result of results) {
+        expect(['created', 'limited']).toContain(result.outcome);
+        const loaded = await load(store, result.outcome === 'created' ? result.cookie : undefined);
+        if (result.outcome === 'limited') expect(sentCookies(result.headers)[0]?.attributes['max-age']).toBe('0');
+        if (!loaded.isNew) live++;
+      }
+      expect(live).toBe(3);
+      // The three that stay are sessions whose saves said 'created'.
+      const created = new Set(results.filter((result) => result.outcome === 'created').map((result) => result.session.handle));
+      for (const device of devices) expect(created.has(device.handle)).toBe(true);
+      expect((await load(store, bob.cookie)).values.user).toBe('bob');
+      expect(await raw.countLive()).toBe(1 + 3);
+    });
+  });
+
+  describe("'refuse'", () => {
+    const refusing = () => makeStore({ maxSessionsPerUser: 2, onSessionLimit: 'refuse' });
+
+    it("at the limit, a sign-in writes nothing and resolves 'limited'; the browser keeps its session", async () => {
+      const { store, raw } = await refusing();
+      const first = await signIn(store, 'alice');
+      await signIn(store, 'alice');
+      const cookie = await anonymous(store);
+      const keys = (await raw.keys()).sort();
+      const attempt = await signInFrom(store, cookie, 'alice');
+      expect(attempt.outcome).toBe('limited');
+      expect(sentCookies(attempt.headers)).toEqual([]);
+      expect((await raw.keys()).sort()).toEqual(keys);
+      expect((await load(store, cookie)).values).toEqual({ cart: ['book'] });
+      // Ended: a second save sends nothing.
+      expect(await backend.during(async () => expect(await store.save(requestWith(), new Headers(), attempt.session)).toBe('limited'))).toEqual([]);
+      // A new session saved with an owner at once is refused the same way.
+      const direct = await signIn(store, 'alice');
+      expect([direct.outcome, direct.cookie]).toEqual(['limited', undefined]);
+      // Other owners are not limited by alice's sessions.
+      expect((await signIn(store, 'bob')).outcome).toBe('created');
+      // Once a device is signed out, the sign-in goes through.
+      expect(await store.revokeSession('alice', 'password', first.session.handle)).toBe(true);
+      expect((await signInFrom(store, cookie, 'alice')).outcome).toBe('created');
+      expect(await store.listSessions('alice', 'password')).toHaveLength(2);
+    });
+
+    it('after a refusal, new() gives the session the browser still has, e.g. for a flash', async () => {
+      const { store } = await refusing();
+      await signIn(store, 'alice');
+      await signIn(store, 'alice');
+      const cookie = await anonymous(store);
+      const req = requestWith({ sid: cookie });
+      const session = await store.get(req, 'sid');
+      session.regenerate();
+      session.values = { ...session.values, user: 'alice', provider: 'password' };
+      expect(await store.save(req, new Headers(), session)).toBe('limited');
+      const again = await store.new(req, 'sid');
+      expect(again).not.toBe(session);
+      expect(again.values).toEqual({ cart: ['book'] });
+      again.addFlash('Sign out on another device first');
+      const headers = new Headers();
+      expect(await store.save(req, headers, again)).toBe('updated');
+      expect(sentCookies(headers)).toEqual([]);
+      expect((await load(store, cookie)).flashes()).toEqual(['Sign out on another device first']);
+    });
+
+    it('costs a sign-in a count before and a check after; a refused one only the count', async () => {
+      const { store: unlimited } = await makeStore();
+      const { store } = await refusing();
+      const check = backend.name === 'MongoDB' ? ['read'] : ['other'];
+      const plain = await backend.during(() => signIn(unlimited, 'carol'));
+      expect(await backend.during(() => signIn(store, 'carol'))).toEqual(['read', ...plain, ...check]);
+      await signIn(store, 'carol');
+      expect(await backend.during(() => signIn(store, 'carol'))).toEqual(['read']);
+    });
+
+    it(`20 parallel sign-ins of one user never leave more than the limit (${backend.name === 'PostgreSQL' ? 'exactly it' : 'a burst may keep fewer'}), and each outcome says what became of its session`, async () => {
+      const { store } = await makeStore({ maxSessionsPerUser: 3, onSessionLimit: 'refuse' });
+      for (const user of ['alice', 'bob', 'carol', 'dave', 'erin']) {
+        const results = await Promise.all(Array.from({ length: 20 }, () => signIn(store, user)));
+        const devices = await store.listSessions(user, 'password');
+        // PostgreSQL counts with the owner's rows locked; MongoDB cannot, so a burst may be refused beyond what the limit needs.
+        if (backend.name === 'PostgreSQL') expect(devices).toHaveLength(3);
+        else expect(devices.length).toBeLessThanOrEqual(3);
+        const created = results.filter((result) => result.outcome === 'created');
+        expect(created.map((result) => result.session.handle).sort()).toEqual(devices.map((device) => device.handle).sort());
+        for (const result of results) {
+          expect(['created', 'limited']).toContain(result.outcome);
+          expect((await load(store, result.cookie)).isNew).toBe(result.outcome !== 'created');
+        }
+        // A sign-in after the burst: refused at once when the burst filled the places, else created.
+        const next = await signIn(store, user);
+        expect(next.outcome).toBe(devices.length === 3 ? 'limited' : 'created');
+      }
+    });
+  });
+});
