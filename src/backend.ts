@@ -290,8 +290,10 @@ export interface SessionBackend {
    * a subset (in one fixed order) is beyond them in the whole set too, so
    * it never deletes one the last call keeps (`'refuse'`: a call deletes
    * only its own record, and the last kept record's call saw every kept
-   * one, so at most `max` stay; a burst may keep fewer). One command on
-   * PostgreSQL; on MongoDB a read, and a delete when something goes.
+   * one, so at most `max` stay; a burst may keep fewer). A record that
+   * changed between the read and the delete (a regeneration moved it to a
+   * new id the read did not see) makes it run again, at most 5 times. One
+   * command on PostgreSQL; on MongoDB a read, and a delete when something goes.
    */
   limitOwnedBy(user: string, provider: string, id: string, limit: SessionLimit, signal?: AbortSignal): Promise<LimitResult>;
   /** Counts live records (not replaced ones). */

@@ -16,7 +16,8 @@
  * `SessionBackend.limitOwnedBy` for why no excess outlives the saves that
  * caused it.
  */
-import type { SessionBackend, SessionLimit } from './backend.ts';
+import type { LimitResult, SessionBackend, SessionLimit } from './backend.ts';
+import { reportSafely } from './cleanup.ts';
 import type { Owner } from './owner.ts';
 import type { Telemetry } from './telemetry.ts';
 
@@ -26,6 +27,8 @@ export interface LimitConfig {
   limit: SessionLimit | undefined;
   backend: SessionBackend;
   telemetry: Telemetry;
+  /** Receives a check that failed after its sign-in's write (the store option `onError`). */
+  onError: (error: unknown) => void;
   withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T>;
 }
 
@@ -67,15 +70,23 @@ export class OwnerLimit {
   /**
    * After the sign-in's write that gave session `id` to `owner`: holds the
    * owner to the limit. Evictions count as revocations (reason
-   * `session_limit`), a withdrawn sign-in as a refusal.
+   * `session_limit`), a withdrawn sign-in as a refusal. A check that fails
+   * (the database, right after the write) goes to `onError` and the
+   * sign-in stands: its write is done, so the save does not reject (a save
+   * that rejects has written nothing), and the owner's next sign-in trims
+   * again.
    * @returns whether session `id` stands (false: it went with the excess).
    */
   async stands(owner: SignedIn, id: string): Promise<boolean> {
     const { limit, backend, telemetry } = this.#config;
     if (limit === undefined) return true;
-    const result = await this.#config.withTimeout('limitOwnedBy', (signal) =>
-      backend.limitOwnedBy(owner.user, owner.provider, id, limit, signal),
-    );
+    let result: LimitResult;
+    try {
+      result = await this.#config.withTimeout('limitOwnedBy', (signal) => backend.limitOwnedBy(owner.user, owner.provider, id, limit, signal));
+    } catch (error) {
+      reportSafely(this.#config.onError, error);
+      return true;
+    }
     if (limit.policy === 'refuse') {
       if (result.ownEnded) telemetry.signInRefused();
     } else {

@@ -86,6 +86,7 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
       saveUninitialized: settings.saveUninitialized,
       describeDevice: settings.describeDevice,
       sessionLimit: settings.sessionLimit,
+      onError: settings.onError,
       insecureCookies: new InsecureCookieWarning(),
       written: this.#housekeeping.afterWrite.bind(this.#housekeeping),
       withTimeout: bounded,

@@ -56,6 +56,8 @@ export interface WriterConfig {
   written(): void;
   /** At most this many live sessions per owner; undefined: no limit (see session-limit.ts). */
   sessionLimit: SessionLimit | undefined;
+  /** Receives what fails in the background of a save (the store option `onError`). */
+  onError: (error: unknown) => void;
   /** Runs one database call within the store's time bound. */
   withTimeout<T>(operation: string, call: (signal: AbortSignal | undefined) => Promise<T>): Promise<T>;
 }

@@ -80,9 +80,12 @@ export interface SessionStoreConfig {
    */
   telemetry?: TelemetryOptions | false | undefined;
   /**
-   * Receives each failed `startAutoClean` tick. Default: `console.error`.
-   * What it throws, or the promise it returns rejects with, is ignored: the
-   * loop goes on.
+   * Receives what fails in the background: each failed cleanup batch (a
+   * `startAutoClean` tick, or one a write started, see `cleanupInterval`),
+   * and a `maxSessionsPerUser` check that failed after its sign-in's write
+   * (the sign-in stands; the owner's next sign-in checks again). Default:
+   * `console.error`. What it throws, or the promise it returns rejects
+   * with, is ignored: the loop goes on.
    */
   onError?: ((error: unknown) => void) | undefined;
   /**
@@ -172,7 +175,8 @@ export function resolveStoreConfig(config: SessionStoreConfig, backendKeys: read
     cleanupBatchSize: checkBatchSize(config.cleanupBatchSize ?? defaultCleanupBatchSize, 'cleanupBatchSize'),
     cleanupIntervalMs: checkMillisecondsOrZero(config.cleanupInterval ?? defaultCleanupIntervalMs, 'cleanupInterval'),
     unsealCacheSize: config.unsealCacheSize ?? defaultUnsealCacheSize,
-    onError: checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: cleanup failed:', error)),
+    // The error names what failed: `deleteExpired failed: ...`, `limitOwnedBy failed: ...`.
+    onError: checkErrorHandler(config.onError) ?? ((error) => console.error('mongostore: background work failed:', error)),
     describeDevice: config.describeDevice,
     sessionLimit: sessionLimitOf(config.maxSessionsPerUser, config.onSessionLimit),
   };
@@ -180,7 +184,11 @@ export function resolveStoreConfig(config: SessionStoreConfig, backendKeys: read
 
 /** A value a caller gave, for an error message; never throws (a BigInt, an object without a prototype). */
 function shown(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : typeof value === 'number' || typeof value === 'boolean' ? String(value) : `a ${typeof value}`;
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${String(value)}${typeof value === 'bigint' ? 'n' : ''}`;
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 const limitPolicies: readonly SessionLimit['policy'][] = ['evict-oldest', 'refuse'];
@@ -194,7 +202,7 @@ function sessionLimitOf(max: unknown, policy: unknown): SessionLimit | undefined
     return undefined;
   }
   if (typeof max !== 'number' || !Number.isSafeInteger(max) || max < 1) {
-    throw new SessionOptionsError(`maxSessionsPerUser must be a whole number of at least 1, not ${shown(max)}`);
+    throw new SessionOptionsError(`maxSessionsPerUser must be a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, not ${shown(max)}`);
   }
   return { max, policy: (policy as SessionLimit['policy'] | undefined) ?? 'evict-oldest' };
 }

@@ -4,9 +4,12 @@
  * write nothing, the commands each save costs, and parallel sign-ins that
  * leave exactly the limit.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SessionStoreConfig, SessionOptionsError } from '../src/index.ts';
-import type { SessionStore } from '../src/session-store.ts';
+import { Collection } from 'mongodb';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { MemoryBackend } from '../bench/memory-backend.ts';
+import type { LimitResult, SessionLimit } from '../src/backend.ts';
+import { type SessionStoreConfig, SessionOptionsError, SessionStore, SessionStoreError } from '../src/index.ts';
 import { type Backend, backends } from './support/backends.ts';
 import { onlyCookie, randomKey, requestWith, sentCookies } from './support/http.ts';
 
@@ -17,11 +20,11 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 describe('the limit options', () => {
   const store = (config: Partial<SessionStoreConfig>) => backends[0]?.unreachable().sessions({ keyPairs, ...config });
 
-  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, '3', 2n ** 60n, null, {}])(
+  it.each([0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, '3', 2n ** 60n, null, {}, [3]])(
     'refuses maxSessionsPerUser %s with a SessionOptionsError',
     (max) => {
       expect(() => store({ maxSessionsPerUser: max as number })).toThrow(SessionOptionsError);
-      expect(() => store({ maxSessionsPerUser: max as number })).toThrow(/maxSessionsPerUser must be a whole number of at least 1/);
+      expect(() => store({ maxSessionsPerUser: max as number })).toThrow(/^maxSessionsPerUser must be a whole number from 1 to 9007199254740991, not (-?[\d.]+|NaN|Infinity|"3"|\d+n|null|an object|an array)$/);
     },
   );
 
@@ -30,6 +33,42 @@ describe('the limit options', () => {
     expect(() => store({ onSessionLimit: 'refuse' })).toThrow(/onSessionLimit needs maxSessionsPerUser/);
     expect(() => store({ maxSessionsPerUser: 1, onSessionLimit: 'refuse' })).not.toThrow();
     expect(() => store({ maxSessionsPerUser: 1 })).not.toThrow();
+  });
+});
+
+describe('a check that fails after the sign-in\'s write', () => {
+  /** A backend whose limit check fails as often as `failures` says. */
+  class FailingOnce extends MemoryBackend {
+    failures = 0;
+    override limitOwnedBy(user: string, provider: string, id: string, limit: SessionLimit): Promise<LimitResult> {
+      if (this.failures-- > 0) return Promise.reject(new SessionStoreError('limitOwnedBy failed: connection reset', { cause: undefined }));
+      return super.limitOwnedBy(user, provider, id, limit);
+    }
+  }
+
+  it('goes to onError; the sign-in stands (its write is done) and the next sign-in trims again', async () => {
+    const backend = new FailingOnce();
+    const reported: unknown[] = [];
+    const store = new SessionStore(backend, { keyPairs, maxSessionsPerUser: 1, onError: (error) => void reported.push(error), cleanupInterval: 0 });
+    const signIn = async () => {
+      const req = requestWith();
+      const session = await store.get(req, 'sid');
+      session.values = { user: 'alice', provider: 'password' };
+      const headers = new Headers();
+      return { outcome: await store.save(req, headers, session), cookie: sentCookies(headers)[0]?.value };
+    };
+    await signIn();
+    backend.failures = 1;
+    const failed = await signIn();
+    expect(failed.outcome).toBe('created');
+    expect(failed.cookie).toMatch(/^Fe26/);
+    expect(reported).toHaveLength(1);
+    expect(String(reported[0])).toContain('limitOwnedBy failed');
+    expect(await store.listSessions('alice', 'password')).toHaveLength(2);
+    const next = await signIn();
+    expect(next.outcome).toBe('created');
+    expect(await store.listSessions('alice', 'password')).toHaveLength(1);
+    expect(reported).toHaveLength(1);
   });
 });
 
@@ -71,6 +110,21 @@ describe.each(backends)('the session limit on $name', (backend: Backend) => {
   }
 
   const load = (store: SessionStore<Values>, cookie: string | undefined) => store.get(requestWith({ sid: cookie ?? '' }), 'sid');
+
+  /** PostgreSQL: a transaction of another client holding the rows of table `place` that `where` selects, until `release`. */
+  async function holdRows(place: string, where: string, values: unknown[]) {
+    const holder = new pg.Client({ connectionString: inject('pgUri') });
+    await holder.connect();
+    const schema = (await holder.query<{ s: string }>('SELECT table_schema AS s FROM information_schema.tables WHERE table_name = $1', [place])).rows[0]?.s;
+    await holder.query('BEGIN');
+    await holder.query(`SELECT 1 FROM "${schema ?? ''}"."${place}" WHERE ${where} FOR UPDATE`, values);
+    return {
+      release: async () => {
+        await holder.query('COMMIT');
+        await holder.end();
+      },
+    };
+  }
 
   describe("'evict-oldest' (the default)", () => {
     it('ends the least recently used sessions at once; the others, and other owners, are untouched', async () => {
@@ -178,6 +232,51 @@ describe.each(backends)('the session limit on $name', (backend: Backend) => {
       );
     });
 
+    it('a regeneration by the same user while a sign-in trims cannot leave an excess', async () => {
+      const place = `race_${Math.random().toString(36).slice(2, 10)}`;
+      const { store } = await makeStore({ maxSessionsPerUser: 2 }, place);
+      const first = await signIn(store, 'alice');
+      await pause(5);
+      await signIn(store, 'alice');
+      await pause(5);
+      /** Regenerates the first session (a request of its browser): the trim's oldest. */
+      const regenerateFirst = async () => {
+        const req = requestWith({ sid: first.cookie ?? '' });
+        const session = await store.get(req, 'sid');
+        session.regenerate();
+        return store.save(req, new Headers(), session);
+      };
+      if (backend.name === 'MongoDB') {
+        // Hold the trim's delete until the first session has moved to a new id.
+        // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with its collection as `this`
+        const deleteMany = Collection.prototype.deleteMany;
+        let regenerated: Promise<unknown> | undefined;
+        Collection.prototype.deleteMany = function (this: Collection, filter: unknown, ...rest: unknown[]) {
+          const ids = (filter as { _id?: { $in?: unknown } })._id?.$in;
+          if (Array.isArray(ids) && regenerated === undefined) regenerated = regenerateFirst();
+          const proceed = () => (deleteMany as (...args: unknown[]) => unknown).call(this, filter, ...rest);
+          return (Array.isArray(ids) && regenerated !== undefined ? regenerated.then(proceed) : proceed()) as ReturnType<typeof deleteMany>;
+        } as typeof deleteMany;
+        try {
+          expect((await signIn(store, 'alice')).outcome).toBe('created');
+        } finally {
+          Collection.prototype.deleteMany = deleteMany;
+        }
+        expect(await regenerated).toBe('created');
+      } else {
+        // The regeneration waits for a lock on the first session's row, the trim (wanting it) behind it.
+        const held = await holdRows(place, 'handle = $1', [first.session.handle]);
+        const regenerated = regenerateFirst();
+        await pause(300);
+        const third = signIn(store, 'alice');
+        await pause(300);
+        await held.release();
+        expect(await regenerated).toBe('created');
+        expect((await third).outcome).toBe('created');
+      }
+      expect(await store.listSessions('alice', 'password')).toHaveLength(2);
+    });
+
     it(`leaves exactly the limit after 20 parallel sign-ins of one user${backend.name === 'MongoDB' ? ' (also on FerretDB)' : ''}`, async () => {
       const { store, raw } = await makeStore({ maxSessionsPerUser: 3 });
       const bob = await signIn(store, 'bob');
@@ -264,6 +363,47 @@ describe.each(backends)('the session limit on $name', (backend: Backend) => {
       await signIn(store, 'carol');
       expect(await backend.during(() => signIn(store, 'carol'))).toEqual(['read']);
     });
+
+    // PostgreSQL's checks lock the owner's rows: what that promises.
+    if (backend.name === 'PostgreSQL') {
+      it('PostgreSQL: a regeneration by the same user while sign-ins count keeps the limit exact', async () => {
+        const place = `refuse_${Math.random().toString(36).slice(2, 10)}`;
+        const { store } = await makeStore({ maxSessionsPerUser: 2, onSessionLimit: 'refuse' }, place);
+        const existing = await signIn(store, 'alice');
+        const held = await holdRows(place, '"user" = $1', ['alice']);
+        const req = requestWith({ sid: existing.cookie ?? '' });
+        const session = await store.get(req, 'sid');
+        session.regenerate();
+        const regenerated = store.save(req, new Headers(), session);
+        await pause(200);
+        const signIns = Promise.all(Array.from({ length: 10 }, () => signIn(store, 'alice')));
+        await pause(300);
+        await held.release();
+        expect(await regenerated).toBe('created');
+        const outcomes = (await signIns).map((result) => result.outcome);
+        expect(outcomes.filter((outcome) => outcome === 'created')).toHaveLength(1);
+        expect(await store.listSessions('alice', 'password')).toHaveLength(2);
+      });
+
+      it('PostgreSQL: a check and a forced logout of the same user wait for each other, never deadlock', async () => {
+        for (let round = 0; round < 3; round++) {
+          const place = `deadlock_${Math.random().toString(36).slice(2, 10)}`;
+          const { store } = await makeStore({ maxSessionsPerUser: 8, onSessionLimit: 'refuse' }, place);
+          const tokens: string[] = [];
+          for (let i = 0; i < 7; i++) tokens.push((await signIn(store, 'alice')).session.id);
+          const middle = tokens.sort()[3];
+          const held = await holdRows(place, 'token = $1', [middle]);
+          const signing = signIn(store, 'alice');
+          await pause(200);
+          const logout = store.expireSessions('alice', 'password');
+          await pause(200);
+          await held.release();
+          const [signedIn, ended] = await Promise.all([signing, logout]);
+          expect(['created', 'limited']).toContain(signedIn.outcome);
+          expect(ended).toBeGreaterThanOrEqual(7);
+        }
+      });
+    }
 
     it(`20 parallel sign-ins of one user never leave more than the limit (${backend.name === 'PostgreSQL' ? 'exactly it' : 'a burst may keep fewer'}), and each outcome says what became of its session`, async () => {
       const { store } = await makeStore({ maxSessionsPerUser: 3, onSessionLimit: 'refuse' });

@@ -176,11 +176,16 @@ export function createApp(
       body.remember === 'on' ? { maxAge: rememberSeconds, persistent: true } : { maxAge: store.options.maxAge, persistent: false },
     );
     session.addFlash(`Welcome, ${user}!`);
-    if (limit !== undefined && policies.get(user) === 'refuse') {
-      // Saved here, by the refusing store: 'limited' wrote nothing and sent no cookie, so
-      // the browser keeps the session it had (the middleware's save then does nothing).
-      if ((await limit.refusing.save(c.req, c, session)) === 'limited') {
-        return c.html(signInPage([], { user, error: `${user} is signed in on ${limit.max} devices already: sign out on one of them first (Your devices).` }), 409);
+    if (limit !== undefined) {
+      // Saved here, not by the middleware after the handler, to answer a 'limited' sign-in:
+      // with 'refuse', nothing was written and no cookie sent, so the browser keeps the
+      // session it had; with 'evict-oldest', only when newer parallel sign-ins pushed it out.
+      const refusing = policies.get(user) === 'refuse';
+      if ((await (refusing ? limit.refusing : store).save(c.req, c, session)) === 'limited') {
+        const error = refusing
+          ? `${user} is signed in on ${limit.max} devices already: sign out on one of them first (Your devices).`
+          : `${user} signed in on ${limit.max} other devices at the same moment: please sign in again.`;
+        return c.html(signInPage([], { user, error }), 409);
       }
     }
     return c.redirect('/', 303);

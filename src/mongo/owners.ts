@@ -61,14 +61,20 @@ export function countOwned(sessions: Sessions, user: string, provider: string): 
   return sessions.countDocuments(liveOf(user, provider));
 }
 
+/** Most times the limit's trim runs again after a session it meant to delete had changed. */
+const maxLimitPasses = 5;
+
 /**
  * Holds the owner to `limit.max` live sessions after the write that gave
  * it the session stored under `key` (see `SessionBackend.limitOwnedBy`).
  * `'evict-oldest'`: one `find` of the owner's live sessions' ids and last
  * writes, ordered here (newest `updatedAt` first, then the greater `_id`:
  * one fixed order for every caller), then one `deleteMany` of those
- * beyond `max`, still of this owner, when there are any. `'refuse'`: one
- * count, and a delete of `key` when the owner has more than `max`.
+ * beyond `max`, still live and of this owner, when there are any; again
+ * (at most 5 times in all) when it deleted fewer than it meant to: one
+ * changed meanwhile, e.g. a regeneration moved it to an id the `find` did
+ * not see. `'refuse'`: one count, and a delete of `key` when the owner has
+ * more than `max`.
  */
 export async function limitOwned(sessions: Sessions, user: string, provider: string, key: string, limit: SessionLimit): Promise<LimitResult> {
   if (limit.policy === 'refuse') {
@@ -76,14 +82,18 @@ export async function limitOwned(sessions: Sessions, user: string, provider: str
     const result = await sessions.deleteOne({ _id: key, user, provider }, revocation);
     return { ended: result.deletedCount, ownEnded: result.deletedCount === 1 };
   }
-  const live = await sessions.find(liveOf(user, provider), { projection: { _id: 1, updatedAt: 1 } }).toArray();
-  live.sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime() || (a._id < b._id ? 1 : a._id > b._id ? -1 : 0));
-  const beyond = live.slice(limit.max).map((doc) => doc._id);
-  const ownEnded = beyond.includes(key);
   let ended = 0;
-  for (const ids of chunksOfBytes(beyond, maxDeleteIdsBytes)) {
-    const result = await sessions.deleteMany({ _id: { $in: ids }, user, provider }, revocation);
-    ended += result.deletedCount;
+  for (let pass = 1; ; pass++) {
+    const live = await sessions.find(liveOf(user, provider), { projection: { _id: 1, updatedAt: 1 } }).toArray();
+    live.sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime() || (a._id < b._id ? 1 : a._id > b._id ? -1 : 0));
+    const beyond = live.slice(limit.max).map((doc) => doc._id);
+    let deleted = 0;
+    for (const ids of chunksOfBytes(beyond, maxDeleteIdsBytes)) {
+      const result = await sessions.deleteMany({ _id: { $in: ids }, ...liveOf(user, provider) }, revocation);
+      deleted += result.deletedCount;
+    }
+    ended += deleted;
+    const ownEnded = beyond.includes(key);
+    if (deleted === beyond.length || ownEnded || pass >= maxLimitPasses) return { ended, ownEnded };
   }
-  return { ended, ownEnded };
 }

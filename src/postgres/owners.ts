@@ -2,6 +2,12 @@
  * The PostgreSQL backend's statements by owner ("user" + provider, served
  * by the owner index): forced logout, the devices page and the session
  * limit. Every value is a bound parameter.
+ *
+ * Every statement here that deletes or locks several of an owner's rows
+ * locks them first, in token order (`lockedInOrder`): two such statements
+ * (a forced logout, a device revocation, the limit's checks) then wait for
+ * each other instead of deadlocking. The other statements of the store
+ * lock one row at a time.
  */
 import type { QueryResult } from 'pg';
 import type { DeviceRecord, LimitResult, SessionLimit } from '../backend.ts';
@@ -16,9 +22,24 @@ export interface OwnedRows {
 const owned = `"user" = $1 AND provider = $2`;
 const live = `${owned} AND expiry > now() AND NOT replaced`;
 
+/**
+ * The tokens of the rows `where` selects, locked in token order, as an
+ * array: gathered before the statement around it goes on (`ARRAY(...)` is
+ * computed once, first), so it takes no row lock in another order.
+ */
+function lockedInOrder(table: string, where: string): string {
+  return `ARRAY(SELECT token FROM ${table} WHERE ${where} ORDER BY token FOR UPDATE)`;
+}
+
+/** Most times the limit's check runs again after a row it read changed under it. */
+const maxLimitPasses = 5;
+
 /** Deletes every live row of the owner. @returns how many. */
 export async function deleteOwned({ table, query }: OwnedRows, user: string, provider: string): Promise<number> {
-  const result = await query('deleteOwnedBy', undefined, `DELETE FROM ${table} WHERE ${owned} AND expiry > now()`, [user, provider]);
+  const result = await query('deleteOwnedBy', undefined, `DELETE FROM ${table} WHERE token = ANY (${lockedInOrder(table, `${owned} AND expiry > now()`)})`, [
+    user,
+    provider,
+  ]);
   return result.rowCount ?? 0;
 }
 
@@ -38,7 +59,7 @@ export async function deleteOwnedWithHandle({ table, query }: OwnedRows, user: s
   const result = await query(
     'deleteOwnedByHandle',
     undefined,
-    `DELETE FROM ${table} WHERE ${live} AND handle ${except ? 'IS DISTINCT FROM' : '='} $3`,
+    `DELETE FROM ${table} WHERE token = ANY (${lockedInOrder(table, `${live} AND handle ${except ? 'IS DISTINCT FROM' : '='} $3`)})`,
     [user, provider, handle],
   );
   return result.rowCount ?? 0;
@@ -55,17 +76,19 @@ export async function countOwned({ table, query }: OwnedRows, user: string, prov
 
 /**
  * Holds the owner to `limit.max` live rows after the write that gave it
- * the row `key` (see `SessionBackend.limitOwnedBy`); one statement.
+ * the row `key` (see `SessionBackend.limitOwnedBy`); one statement, again
+ * (at most 5 times in all) when a row it read changed before it could
+ * lock it (a regeneration moved it to a new token the statement's snapshot
+ * does not hold, a sign-out deleted it): only a statement that locked
+ * every row it read decides on a true picture.
  * `'evict-oldest'`: the owner's live rows ranked by last write (newest
  * first, then the greater token: one fixed order for every caller), those
- * beyond `max` deleted. The victims are gathered into an array first, so
- * the delete locks them in token order, the same for every caller: two
- * trims of one owner do not deadlock.
+ * beyond `max` locked and deleted.
  * `'refuse'`: the row `key` deleted when the owner has more than `max`
- * live rows, counted with the rows locked (in token order): two checks of
- * one owner run one after the other, the second counting without the row
- * the first withdrew, so a burst of sign-ins keeps exactly `max` (MongoDB
- * has no such lock: there a burst may keep fewer).
+ * live rows, counted with the rows locked: two checks of one owner run one
+ * after the other, the second counting without the row the first
+ * withdrew, so a burst of sign-ins keeps exactly `max` (MongoDB has no
+ * such lock: there a burst may keep fewer).
  */
 export async function limitOwned(
   { table, query }: OwnedRows,
@@ -77,15 +100,26 @@ export async function limitOwned(
 ): Promise<LimitResult> {
   const text =
     limit.policy === 'refuse'
-      ? `WITH held AS (SELECT token FROM ${table} WHERE ${live} ORDER BY token FOR UPDATE),
-         gone AS (DELETE FROM ${table} WHERE token = $3 AND ${owned} AND (SELECT count(*) FROM held) > $4 RETURNING token)
-         SELECT count(*)::integer AS ended, count(*) > 0 AS "ownEnded" FROM gone`
+      ? `WITH seen AS (SELECT count(*) AS n FROM ${table} WHERE ${live}),
+         held AS (SELECT count(*) AS n FROM unnest(${lockedInOrder(table, live)})),
+         settled AS (SELECT (SELECT n FROM held) = (SELECT n FROM seen) AS yes),
+         gone AS (DELETE FROM ${table} WHERE token = $3 AND ${owned}
+           AND ((SELECT yes FROM settled) OR $5) AND (SELECT n FROM held) > $4 RETURNING token)
+         SELECT (SELECT count(*)::integer FROM gone) AS ended, (SELECT yes FROM settled) AS settled`
       : `WITH ranked AS (
            SELECT token, row_number() OVER (ORDER BY updated_at DESC, token DESC) AS rank FROM ${table} WHERE ${live}),
-         gone AS (
-           DELETE FROM ${table} WHERE token = ANY (ARRAY(SELECT token FROM ranked WHERE rank > $4)) AND ${owned} RETURNING token)
-         SELECT (SELECT count(*)::integer FROM gone) AS ended,
-                EXISTS (SELECT 1 FROM ranked WHERE token = $3 AND rank > $4) AS "ownEnded"`;
-  const result = await query<LimitResult>('limitOwnedBy', signal, text, [user, provider, key, limit.max]);
-  return result.rows[0] ?? { ended: 0, ownEnded: false };
+         victims AS (SELECT token FROM ranked WHERE rank > $4),
+         gone AS (DELETE FROM ${table} WHERE token = ANY (${lockedInOrder(table, `token = ANY (ARRAY(SELECT token FROM victims)) AND ${live}`)}) RETURNING token)
+         SELECT (SELECT count(*)::integer FROM gone) AS ended, (SELECT count(*) FROM gone) = (SELECT count(*) FROM victims) AS settled,
+                EXISTS (SELECT 1 FROM gone WHERE token = $3) AS "ownEnded"`;
+  let ended = 0;
+  for (let pass = 1; ; pass++) {
+    const last = pass >= maxLimitPasses;
+    const values = limit.policy === 'refuse' ? [user, provider, key, limit.max, last] : [user, provider, key, limit.max];
+    const result = await query<{ ended: number; settled: boolean; ownEnded?: boolean }>('limitOwnedBy', signal, text, values);
+    const row = result.rows[0] ?? { ended: 0, settled: true };
+    ended += row.ended;
+    const ownEnded = limit.policy === 'refuse' ? row.ended > 0 : row.ownEnded === true;
+    if (row.settled || last || ownEnded) return { ended, ownEnded };
+  }
 }
