@@ -182,12 +182,17 @@ export interface SessionLimit {
 
 /**
  * What {@link SessionBackend.limitOwnedBy} did: how many live records it
- * deleted, and whether the sign-in's own record is among them (not when
- * something else, e.g. a forced logout or another sign-in's call, deleted it first).
+ * deleted, whether the sign-in's own record is among them (not when
+ * something else, e.g. a forced logout or another sign-in's call, deleted
+ * it first), and, for `'refuse'`, whether the owner had more than `max`
+ * (with `ownEnded` false: the own record was not there to delete, e.g. a
+ * parallel request of its browser had regenerated it: the caller
+ * withdraws it and its successors).
  */
 export interface LimitResult {
   readonly ended: number;
   readonly ownEnded: boolean;
+  readonly over: boolean;
 }
 
 /** The result of a write that matched. */

@@ -16,8 +16,10 @@
  * `SessionBackend.limitOwnedBy` for why no excess outlives the saves that
  * caused it.
  */
-import type { LimitResult, SessionBackend, SessionLimit } from './backend.ts';
+import type { SessionBackend, SessionLimit } from './backend.ts';
 import { reportSafely } from './cleanup.ts';
+import { SessionStoreError } from './errors.ts';
+import { errorMessage } from './operations.ts';
 import type { Owner } from './owner.ts';
 import type { Telemetry } from './telemetry.ts';
 
@@ -70,28 +72,39 @@ export class OwnerLimit {
   /**
    * After the sign-in's write that gave session `id` to `owner`: holds the
    * owner to the limit. Evictions count as revocations (reason
-   * `session_limit`), a withdrawn sign-in as a refusal. A check that fails
-   * (the database, right after the write) goes to `onError` and the
-   * sign-in stands: its write is done, so the save does not reject (a save
-   * that rejects has written nothing), and the owner's next sign-in trims
-   * again.
+   * `session_limit`), a withdrawn sign-in as a refusal. With `'refuse'`,
+   * when the owner is over the limit and `id` was not there to withdraw (a
+   * parallel request of its browser regenerated it meanwhile), `id` and its
+   * successors are withdrawn like a sign-out (`deleteChain`).
+   *
+   * A check that fails (the database, right after the write) goes to
+   * `onError` and the sign-in stands: its write is done, so the save does
+   * not reject (a save that rejects has written nothing), and the owner's
+   * next sign-in trims again.
    * @returns whether session `id` stands (false: it went with the excess).
    */
   async stands(owner: SignedIn, id: string): Promise<boolean> {
     const { limit, backend, telemetry } = this.#config;
     if (limit === undefined) return true;
-    let result: LimitResult;
     try {
-      result = await this.#config.withTimeout('limitOwnedBy', (signal) => backend.limitOwnedBy(owner.user, owner.provider, id, limit, signal));
+      const result = await this.#config.withTimeout('limitOwnedBy', (signal) =>
+        backend.limitOwnedBy(owner.user, owner.provider, id, limit, signal),
+      );
+      if (limit.policy === 'evict-oldest') {
+        telemetry.sessionsRevoked('session_limit', result.ended);
+        return !result.ownEnded;
+      }
+      if (!result.ownEnded && !result.over) return true;
+      if (!result.ownEnded) await this.#config.withTimeout('deleteChain', (signal) => backend.deleteChain(id, signal));
+      telemetry.signInRefused();
+      return false;
     } catch (error) {
-      reportSafely(this.#config.onError, error);
+      reportSafely(
+        this.#config.onError,
+        // Not the user's name: it may be an e-mail address, and this goes to a log.
+        new SessionStoreError(`save: a sign-in stands unchecked against maxSessionsPerUser: ${errorMessage(error)}`, { cause: error }),
+      );
       return true;
     }
-    if (limit.policy === 'refuse') {
-      if (result.ownEnded) telemetry.signInRefused();
-    } else {
-      telemetry.sessionsRevoked('session_limit', result.ended);
-    }
-    return !result.ownEnded;
   }
 }

@@ -9,9 +9,12 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { MemoryBackend } from '../bench/memory-backend.ts';
 import type { LimitResult, SessionLimit } from '../src/backend.ts';
-import { type SessionStoreConfig, SessionOptionsError, SessionStore, SessionStoreError } from '../src/index.ts';
+import { MongoStore, type Session, type SessionStoreConfig, SessionOptionsError, SessionStore, SessionStoreError } from '../src/index.ts';
+import { PostgresSessionStore } from '../src/postgres/index.ts';
 import { type Backend, backends } from './support/backends.ts';
+import { openTestDatabase, type TestDatabase } from './support/database.ts';
 import { onlyCookie, randomKey, requestWith, sentCookies } from './support/http.ts';
+import { openTestSchema, type TestSchema } from './support/postgres.ts';
 
 type Values = { user?: string; provider?: string; cart?: string[]; visits?: number };
 const keyPairs = [{ authentication: randomKey(), encryption: randomKey() }];
@@ -424,5 +427,148 @@ describe.each(backends)('the session limit on $name', (backend: Backend) => {
         expect(next.outcome).toBe(devices.length === 3 ? 'limited' : 'created');
       }
     });
+  });
+});
+
+/**
+ * Interleavings with a parallel request of the signing-in browser that
+ * regenerates its session in the middle of the sign-in (commands held by
+ * hooks on the driver, so each runs at a chosen point).
+ */
+describe('a sign-in whose own session a parallel request regenerates meanwhile', () => {
+  let mongo: TestDatabase;
+  let postgres: TestSchema;
+  beforeAll(async () => {
+    mongo = await openTestDatabase();
+    postgres = await openTestSchema('limit_races');
+  });
+  afterAll(async () => {
+    await mongo.close();
+    await postgres.close();
+  });
+
+  type Hook = (name: string, args: unknown[]) => Promise<void> | undefined;
+  /** A store on `database` whose commands `hook` may hold: it sees each command's name and arguments first. */
+  function hookedStore(database: 'MongoDB' | 'PostgreSQL', config: Partial<SessionStoreConfig>, hook: { current: Hook }) {
+    const place = `races_${Math.random().toString(36).slice(2, 10)}`;
+    if (database === 'PostgreSQL') {
+      const query = postgres.pool.query.bind(postgres.pool) as (...args: unknown[]) => Promise<unknown>;
+      const pool = Object.create(postgres.pool) as pg.Pool;
+      pool.query = (async (...args: unknown[]) => {
+        await hook.current(typeof args[0] === 'string' ? args[0] : '', args);
+        return query(...args);
+      }) as typeof pool.query;
+      return { store: new PostgresSessionStore<Values>(pool, { keyPairs, cleanupInterval: 0, ...config, table: place }), restore: () => {} };
+    }
+    const proto = Collection.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const originals = new Map(['countDocuments', 'updateOne', 'find', 'deleteOne', 'deleteMany'].map((name) => [name, proto[name]]));
+    for (const [name, original] of originals) {
+      proto[name] = function (this: Collection, ...args: unknown[]) {
+        if (this.collectionName !== place) return (original as (...a: unknown[]) => unknown).apply(this, args);
+        const held = hook.current(name, args);
+        const run = () => (original as (...a: unknown[]) => unknown).apply(this, args);
+        if (held === undefined) return run();
+        // find() returns a cursor synchronously: hold its toArray instead.
+        if (name === 'find') {
+          const cursor = run() as { toArray: () => Promise<unknown> };
+          const toArray = cursor.toArray.bind(cursor);
+          cursor.toArray = async () => (await held, toArray());
+          return cursor;
+        }
+        return held.then(run);
+      };
+    }
+    const store = new MongoStore<Values>(mongo.db, { keyPairs, cleanupInterval: 0, ...config, collection: place });
+    return { store, restore: () => void originals.forEach((original, name) => (proto[name] = original as (...args: unknown[]) => unknown)) };
+  }
+
+  const save = async (store: SessionStore<Values>, cookie: string | undefined, change: (session: Session<Values>) => void) => {
+    const req = requestWith(cookie === undefined ? {} : { sid: cookie });
+    const session = await store.get(req, 'sid');
+    change(session);
+    const headers = new Headers();
+    const outcome = await store.save(req, headers, session);
+    return { outcome, cookie: sentCookies(headers)[0]?.value, session };
+  };
+  const signInAs = (session: Session<Values>) => Object.assign(session.values, { user: 'alice', provider: 'password' });
+
+  it.each(['MongoDB', 'PostgreSQL'] as const)("'refuse' on %s: regenerated between the write and the check, it is withdrawn with its successor", async (database) => {
+    const hook: { current: Hook } = { current: () => undefined };
+    const { store, restore } = hookedStore(database, { maxSessionsPerUser: 1, onSessionLimit: 'refuse' }, hook);
+    try {
+      await store.init();
+      const browser = (await save(store, undefined, (session) => void (session.values.cart = ['book']))).cookie;
+      let other: Promise<{ outcome: string }> | undefined;
+      let regenerated: Promise<{ outcome: string }> | undefined;
+      const isCount = (name: string) => name === 'countDocuments' || name.startsWith('SELECT count(*)::integer AS count');
+      const isOwnerWrite = (name: string, args: unknown[]) =>
+        name === 'updateOne' ? JSON.stringify(args[1]).includes('"user":"alice"') : name.startsWith('UPDATE') && name.includes('"user" =');
+      const isCheck = (name: string) => isCount(name) || name.startsWith('WITH seen');
+      hook.current = (name, args) => {
+        // The sign-in's write waits until another device of alice has signed in, all of it
+        // (the sign-in's count, before, saw none).
+        if (other === undefined && isOwnerWrite(name, args)) {
+          hook.current = () => undefined;
+          other = save(store, undefined, signInAs);
+          return other.then(() => {
+            // After the sign-in's write, before its check: the browser's parallel request regenerates it.
+            hook.current = (next) => {
+              if (!isCheck(next)) return undefined;
+              hook.current = () => undefined;
+              regenerated = save(store, browser, (session) => session.regenerate());
+              return regenerated.then(() => undefined);
+            };
+          });
+        }
+        return undefined;
+      };
+      const signIn = await save(store, browser, signInAs);
+      hook.current = () => undefined;
+      expect((await other)?.outcome).toBe('created');
+      expect((await regenerated)?.outcome).toBe('created');
+      expect(signIn.outcome).toBe('limited');
+      expect(await store.listSessions('alice', 'password')).toHaveLength(1);
+    } finally {
+      restore();
+    }
+  });
+
+  it("'evict-oldest' on MongoDB: regenerated between the trim's read and its delete, the trim reads again", async () => {
+    const hook: { current: Hook } = { current: () => undefined };
+    const { store, restore } = hookedStore('MongoDB', { maxSessionsPerUser: 1 }, hook);
+    try {
+      await store.init();
+      const device = (await save(store, undefined, signInAs)).cookie;
+      const browser = (await save(store, undefined, (session) => void (session.values.cart = ['book']))).cookie;
+      await pause(5);
+      let touched: Promise<unknown> | undefined;
+      let regenerated: Promise<{ outcome: string }> | undefined;
+      hook.current = (name, args) => {
+        const projection = JSON.stringify(args[1] ?? {});
+        // The trim's read: first the other device is used (a write), so the sign-in's own session is the oldest.
+        if (name === 'find' && projection.includes('updatedAt') && touched === undefined) {
+          hook.current = () => undefined;
+          touched = save(store, device, (session) => void (session.values.visits = 1));
+          hook.current = (next) => {
+            // The trim's delete of the sign-in's own session: first the browser's parallel request regenerates it.
+            if ((next === 'deleteOne' || next === 'deleteMany') && regenerated === undefined) {
+              hook.current = () => undefined;
+              regenerated = save(store, browser, (session) => session.regenerate());
+              return regenerated.then(() => undefined);
+            }
+            return undefined;
+          };
+          return touched.then(() => undefined);
+        }
+        return undefined;
+      };
+      const signIn = await save(store, browser, signInAs);
+      hook.current = () => undefined;
+      expect((await regenerated)?.outcome).toBe('created');
+      expect(['updated', 'limited']).toContain(signIn.outcome);
+      expect(await store.listSessions('alice', 'password')).toHaveLength(1);
+    } finally {
+      restore();
+    }
   });
 });

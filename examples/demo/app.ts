@@ -178,8 +178,9 @@ export function createApp(
     session.addFlash(`Welcome, ${user}!`);
     if (limit !== undefined) {
       // Saved here, not by the middleware after the handler, to answer a 'limited' sign-in:
-      // with 'refuse', nothing was written and no cookie sent, so the browser keeps the
-      // session it had; with 'evict-oldest', only when newer parallel sign-ins pushed it out.
+      // with 'refuse' at the limit, nothing was written and no cookie sent, so the browser
+      // keeps the session it had; otherwise (parallel sign-ins took the places) the sign-in
+      // was written and withdrawn, and its cookie is cleared.
       const refusing = policies.get(user) === 'refuse';
       if ((await (refusing ? limit.refusing : store).save(c.req, c, session)) === 'limited') {
         const error = refusing

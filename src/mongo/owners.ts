@@ -70,7 +70,8 @@ const maxLimitPasses = 5;
  * `'evict-oldest'`: one `find` of the owner's live sessions' ids and last
  * writes, ordered here (newest `updatedAt` first, then the greater `_id`:
  * one fixed order for every caller), then one `deleteMany` of those
- * beyond `max`, still live and of this owner, when there are any; again
+ * beyond `max`, still live and of this owner, when there are any (the
+ * sign-in's own, when it is among them, in a `deleteOne` of its own); again
  * (at most 5 times in all) when it deleted fewer than it meant to: one
  * changed meanwhile, e.g. a regeneration moved it to an id the `find` did
  * not see. `'refuse'`: one count, and a delete of `key` when the owner has
@@ -78,22 +79,28 @@ const maxLimitPasses = 5;
  */
 export async function limitOwned(sessions: Sessions, user: string, provider: string, key: string, limit: SessionLimit): Promise<LimitResult> {
   if (limit.policy === 'refuse') {
-    if ((await countOwned(sessions, user, provider)) <= limit.max) return { ended: 0, ownEnded: false };
+    if ((await countOwned(sessions, user, provider)) <= limit.max) return { ended: 0, ownEnded: false, over: false };
     const result = await sessions.deleteOne({ _id: key, user, provider }, revocation);
-    return { ended: result.deletedCount, ownEnded: result.deletedCount === 1 };
+    return { ended: result.deletedCount, ownEnded: result.deletedCount === 1, over: true };
   }
   let ended = 0;
+  let ownEnded = false;
   for (let pass = 1; ; pass++) {
     const live = await sessions.find(liveOf(user, provider), { projection: { _id: 1, updatedAt: 1 } }).toArray();
     live.sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime() || (a._id < b._id ? 1 : a._id > b._id ? -1 : 0));
     const beyond = live.slice(limit.max).map((doc) => doc._id);
     let deleted = 0;
-    for (const ids of chunksOfBytes(beyond, maxDeleteIdsBytes)) {
+    if (beyond.includes(key)) {
+      // Apart from the others, to know whether this call ended it (it may have moved meanwhile).
+      const own = await sessions.deleteOne({ _id: key, ...liveOf(user, provider) }, revocation);
+      ownEnded ||= own.deletedCount === 1;
+      deleted += own.deletedCount;
+    }
+    for (const ids of chunksOfBytes(beyond.filter((id) => id !== key), maxDeleteIdsBytes)) {
       const result = await sessions.deleteMany({ _id: { $in: ids }, ...liveOf(user, provider) }, revocation);
       deleted += result.deletedCount;
     }
     ended += deleted;
-    const ownEnded = beyond.includes(key);
-    if (deleted === beyond.length || ownEnded || pass >= maxLimitPasses) return { ended, ownEnded };
+    if (deleted === beyond.length || pass >= maxLimitPasses) return { ended, ownEnded, over: false };
   }
 }

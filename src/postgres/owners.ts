@@ -105,7 +105,7 @@ export async function limitOwned(
          settled AS (SELECT (SELECT n FROM held) = (SELECT n FROM seen) AS yes),
          gone AS (DELETE FROM ${table} WHERE token = $3 AND ${owned}
            AND ((SELECT yes FROM settled) OR $5) AND (SELECT n FROM held) > $4 RETURNING token)
-         SELECT (SELECT count(*)::integer FROM gone) AS ended, (SELECT yes FROM settled) AS settled`
+         SELECT (SELECT count(*)::integer FROM gone) AS ended, (SELECT yes FROM settled) AS settled, (SELECT n FROM held) > $4 AS over`
       : `WITH ranked AS (
            SELECT token, row_number() OVER (ORDER BY updated_at DESC, token DESC) AS rank FROM ${table} WHERE ${live}),
          victims AS (SELECT token FROM ranked WHERE rank > $4),
@@ -113,13 +113,14 @@ export async function limitOwned(
          SELECT (SELECT count(*)::integer FROM gone) AS ended, (SELECT count(*) FROM gone) = (SELECT count(*) FROM victims) AS settled,
                 EXISTS (SELECT 1 FROM gone WHERE token = $3) AS "ownEnded"`;
   let ended = 0;
+  let ownEnded = false;
   for (let pass = 1; ; pass++) {
     const last = pass >= maxLimitPasses;
     const values = limit.policy === 'refuse' ? [user, provider, key, limit.max, last] : [user, provider, key, limit.max];
-    const result = await query<{ ended: number; settled: boolean; ownEnded?: boolean }>('limitOwnedBy', signal, text, values);
+    const result = await query<{ ended: number; settled: boolean; ownEnded?: boolean; over?: boolean }>('limitOwnedBy', signal, text, values);
     const row = result.rows[0] ?? { ended: 0, settled: true };
     ended += row.ended;
-    const ownEnded = limit.policy === 'refuse' ? row.ended > 0 : row.ownEnded === true;
-    if (row.settled || last || ownEnded) return { ended, ownEnded };
+    ownEnded ||= limit.policy === 'refuse' ? row.ended > 0 : row.ownEnded === true;
+    if (row.settled || last) return { ended, ownEnded, over: row.over === true };
   }
 }

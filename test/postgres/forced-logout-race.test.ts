@@ -2,7 +2,9 @@
  * PostgreSQL only: a regeneration that commits while a forced logout (or
  * "sign out other devices") is running, blocked here on a row lock another
  * transaction holds, is still logged out. The logout's first statement cannot see the regenerated row
- * (its snapshot predates the insert); its second pass does.
+ * (its snapshot predates the insert); its second pass does. (Had the logout
+ * locked the row first, the regeneration would wait for it and find its
+ * session gone: `'expired'`.)
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { Session } from '../../src/index.ts';
@@ -34,8 +36,12 @@ it.each(Object.keys(logouts))('a session regenerated while %s waits on a lock is
     return { cookie: onlyCookie(headers).value, id: session.id, session };
   };
   const keeper = await create(); // revokeOtherSessions keeps this one
-  const locked = await create(); // scanned before the regenerated one by the logout
-  const regenerated = await create();
+  // The logout locks an owner's rows in token order: the one held here comes
+  // first, so the logout waits on it before it reaches the regenerated one.
+  const [locked, regenerated] = [await create(), await create()].sort((a, b) => (a.id < b.id ? -1 : 1)) as [
+    Awaited<ReturnType<typeof create>>,
+    Awaited<ReturnType<typeof create>>,
+  ];
   const table = `s_${which.toLowerCase()}`;
 
   const holder = await db.pool.connect();
