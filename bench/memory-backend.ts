@@ -220,14 +220,14 @@ export class MemoryBackend implements SessionBackend {
   limitOwnedBy(user: string, provider: string, id: string, limit: SessionLimit): Promise<LimitResult> {
     const owned = this.#owned(user, provider);
     if (limit.policy === 'refuse') {
-      if (owned.length <= limit.max) return Promise.resolve({ ended: 0, ownEnded: false, over: false });
+      if (owned.length <= limit.max) return Promise.resolve({ ended: 0, ownEnded: false });
       const ended = this.#entries.delete(id) ? 1 : 0;
-      return Promise.resolve({ ended, ownEnded: ended === 1, over: true });
+      return Promise.resolve({ ended, ownEnded: ended === 1 });
     }
     owned.sort(([a, x], [b, y]) => y.updatedAt.getTime() - x.updatedAt.getTime() || (a < b ? 1 : a > b ? -1 : 0));
     const beyond = owned.slice(limit.max);
     for (const [key] of beyond) this.#entries.delete(key);
-    return Promise.resolve({ ended: beyond.length, ownEnded: beyond.some(([key]) => key === id), over: false });
+    return Promise.resolve({ ended: beyond.length, ownEnded: beyond.some(([key]) => key === id) });
   }
 
   /** The owner's live sessions as [id, entry]. */

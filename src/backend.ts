@@ -182,17 +182,11 @@ export interface SessionLimit {
 
 /**
  * What {@link SessionBackend.limitOwnedBy} did: how many live records it
- * deleted, whether the sign-in's own record is among them (not when
- * something else, e.g. a forced logout or another sign-in's call, deleted
- * it first), and, for `'refuse'`, whether the owner had more than `max`
- * (with `ownEnded` false: the own record was not there to delete, e.g. a
- * parallel request of its browser had regenerated it: the caller
- * withdraws it and its successors).
+ * deleted, and whether the sign-in's own record went with the excess.
  */
 export interface LimitResult {
   readonly ended: number;
   readonly ownEnded: boolean;
-  readonly over: boolean;
 }
 
 /** The result of a write that matched. */
@@ -285,8 +279,12 @@ export interface SessionBackend {
    * Holds the owner to `limit.max` live records, right after a write that
    * gave record `id` to it (a sign-in). `'evict-oldest'`: deletes every
    * live record of the owner but the `max` most recently written ones
-   * (ties: the greater key stays), `id` too if it is not among them.
-   * `'refuse'`: deletes `id` alone, when the owner has more than `max`.
+   * (ties: the greater key stays), `id` too if it is not among them;
+   * `ownEnded` when `id` is gone afterwards (deleted by this call, or
+   * already by another's), not when it moved on (a regeneration by its
+   * browser). `'refuse'`: deletes `id` alone, when the owner has more than
+   * `max`, or, when a regeneration moved it meanwhile, the record it moved
+   * to while that is still the owner's (`ownEnded` when one went).
    *
    * Why it holds under parallel sign-ins without a lock: each call reads
    * after its own write was acknowledged, so the call that reads last sees
@@ -298,7 +296,8 @@ export interface SessionBackend {
    * one, so at most `max` stay; a burst may keep fewer). A record that
    * changed between the read and the delete (a regeneration moved it to a
    * new id the read did not see) makes it run again, at most 5 times. One
-   * command on PostgreSQL; on MongoDB a read, and a delete when something goes.
+   * command on PostgreSQL; on MongoDB a read, and a delete when something
+   * goes (more when parallel sign-ins or regenerations meet it).
    */
   limitOwnedBy(user: string, provider: string, id: string, limit: SessionLimit, signal?: AbortSignal): Promise<LimitResult>;
   /** Counts live records (not replaced ones). */

@@ -6,7 +6,7 @@
  * every other save sends what it sent before:
  * - `'evict-oldest'`: after the sign-in's write, the owner is trimmed to
  *   its N most recently written sessions (one more command; on MongoDB a
- *   second when something goes).
+ *   second when something goes; more when parallel sign-ins meet).
  * - `'refuse'`: before the write, a count; at the limit already, the save
  *   writes nothing and resolves `'limited'`. After the write the same trim
  *   keeps the limit when sign-ins race past the count: a sign-in whose own
@@ -72,10 +72,7 @@ export class OwnerLimit {
   /**
    * After the sign-in's write that gave session `id` to `owner`: holds the
    * owner to the limit. Evictions count as revocations (reason
-   * `session_limit`), a withdrawn sign-in as a refusal. With `'refuse'`,
-   * when the owner is over the limit and `id` was not there to withdraw (a
-   * parallel request of its browser regenerated it meanwhile), `id` and its
-   * successors are withdrawn like a sign-out (`deleteChain`).
+   * `session_limit`), a withdrawn sign-in as a refusal.
    *
    * A check that fails (the database, right after the write) goes to
    * `onError` and the sign-in stands: its write is done, so the save does
@@ -94,8 +91,7 @@ export class OwnerLimit {
         telemetry.sessionsRevoked('session_limit', result.ended);
         return !result.ownEnded;
       }
-      if (!result.ownEnded && !result.over) return true;
-      if (!result.ownEnded) await this.#config.withTimeout('deleteChain', (signal) => backend.deleteChain(id, signal));
+      if (!result.ownEnded) return true;
       telemetry.signInRefused();
       return false;
     } catch (error) {

@@ -193,7 +193,8 @@ export class SessionStore<V extends Storable<V> = SessionValues> {
    * sign-out happens even when the fresh session is refused). With
    * `maxSessionsPerUser`, a save that gives the session its owner (a
    * sign-in) sends one more command after its write (on MongoDB a second
-   * when sessions are evicted), and with `'refuse'` one before it too.
+   * when sessions are evicted; more in a burst of parallel sign-ins), and
+   * with `'refuse'` one before it too.
    *
    * @throws TypeError when `target` cannot take a Set-Cookie (a Response:
    * pass its `headers`) or `session` is not a Session; nothing is written.

@@ -293,7 +293,8 @@ describe.each(backends)('the session limit on $name', (backend: Backend) => {
       ]);
       const devices = await store.listSessions('alice', 'password');
       expect(devices).toHaveLength(3);
-      // Every save says what became of its session: 'created' and live, or 'limited' and gone (the cookie cleared).
+      // Each save resolved 'created' (its session may since have gone to a newer sign-in) or
+      // 'limited' (gone before its save resolved: the cookie cleared).
       let live = 0;
       for (const result of results) {
         expect(['created', 'limited']).toContain(result.outcome);
@@ -458,7 +459,13 @@ describe('a sign-in whose own session a parallel request regenerates meanwhile',
         await hook.current(typeof args[0] === 'string' ? args[0] : '', args);
         return query(...args);
       }) as typeof pool.query;
-      return { store: new PostgresSessionStore<Values>(pool, { keyPairs, cleanupInterval: 0, ...config, table: place }), restore: () => {} };
+      return {
+        store: new PostgresSessionStore<Values>(pool, { keyPairs, cleanupInterval: 0, ...config, table: place }),
+        unlimited: new PostgresSessionStore<Values>(postgres.pool, { keyPairs, cleanupInterval: 0, table: place }),
+        removeOwnedBy: async (user: string, except: string) =>
+          void (await postgres.pool.query(`DELETE FROM "${place}" WHERE "user" = $1 AND token <> $2`, [user, except])),
+        restore: () => {},
+      };
     }
     const proto = Collection.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
     const originals = new Map(['countDocuments', 'updateOne', 'find', 'deleteOne', 'deleteMany'].map((name) => [name, proto[name]]));
@@ -479,7 +486,14 @@ describe('a sign-in whose own session a parallel request regenerates meanwhile',
       };
     }
     const store = new MongoStore<Values>(mongo.db, { keyPairs, cleanupInterval: 0, ...config, collection: place });
-    return { store, restore: () => void originals.forEach((original, name) => (proto[name] = original as (...args: unknown[]) => unknown)) };
+    return {
+      store,
+      unlimited: new MongoStore<Values>(mongo.db, { keyPairs, cleanupInterval: 0, collection: place }),
+      // Through the original method: the hooks do not see it.
+      removeOwnedBy: async (user: string, except: string) =>
+        void (await (originals.get('deleteMany') as (...args: unknown[]) => Promise<unknown>).call(mongo.db.collection(place), { user, _id: { $ne: except } })),
+      restore: () => void originals.forEach((original, name) => (proto[name] = original as (...args: unknown[]) => unknown)),
+    };
   }
 
   const save = async (store: SessionStore<Values>, cookie: string | undefined, change: (session: Session<Values>) => void) => {
@@ -567,6 +581,57 @@ describe('a sign-in whose own session a parallel request regenerates meanwhile',
       expect((await regenerated)?.outcome).toBe('created');
       expect(['updated', 'limited']).toContain(signIn.outcome);
       expect(await store.listSessions('alice', 'password')).toHaveLength(1);
+    } finally {
+      restore();
+    }
+  });
+  it.each(['MongoDB', 'PostgreSQL'] as const)("'evict-oldest' on %s: pushed out by another sign-in's trim before its own, it resolves 'limited'", async (database) => {
+    const hook: { current: Hook } = { current: () => undefined };
+    const { store, removeOwnedBy, restore } = hookedStore(database, { maxSessionsPerUser: 1 }, hook);
+    try {
+      await store.init();
+      const device = await save(store, undefined, signInAs);
+      const isTrim = (name: string, args: unknown[]) => (name === 'find' && JSON.stringify(args[1] ?? {}).includes('updatedAt')) || name.startsWith('WITH ranked');
+      hook.current = (name, args) => {
+        if (!isTrim(name, args)) return undefined;
+        hook.current = () => undefined;
+        // Before the sign-in's trim reads: the other device is used (so the sign-in's session is the
+        // oldest), and a newer sign-in's trim (played here by a plain delete) deletes the sign-in's session.
+        return save(store, device.cookie, (session) => void (session.values.visits = 1)).then(() => removeOwnedBy('alice', device.session.id));
+      };
+      const signIn = await save(store, undefined, signInAs);
+      expect(signIn.outcome).toBe('limited');
+      expect(signIn.cookie).toBe('');
+      expect((await store.listSessions('alice', 'password')).map((d) => d.handle)).toEqual([device.session.handle]);
+    } finally {
+      restore();
+    }
+  });
+
+  it.each(['MongoDB', 'PostgreSQL'] as const)("'refuse' on %s: a withdrawal never takes a session that is another user's now", async (database) => {
+    const hook: { current: Hook } = { current: () => undefined };
+    const { store, unlimited, restore } = hookedStore(database, { maxSessionsPerUser: 1, onSessionLimit: 'refuse' }, hook);
+    try {
+      await store.init();
+      const browser = (await save(store, undefined, (session) => void (session.values.cart = ['book']))).cookie;
+      let wrote = false;
+      let switched: Promise<{ outcome: string }> | undefined;
+      hook.current = (name, args) => {
+        if (name === 'updateOne' ? JSON.stringify(args[1]).includes('"user":"alice"') : name.startsWith('UPDATE') && name.includes('"user" =')) wrote = true;
+        const isCheck = name === 'countDocuments' || name.startsWith('WITH seen');
+        if (!wrote || !isCheck) return undefined;
+        hook.current = () => undefined;
+        // After the sign-in's write, before its check: two more sign-ins of alice got past the limit
+        // (played by a store without it), and a parallel request of the browser signed it in as bob.
+        switched = Promise.all([save(unlimited, undefined, signInAs), save(unlimited, undefined, signInAs)]).then(() =>
+          save(store, browser, (session) => Object.assign(session.values, { user: 'bob', provider: 'password' })),
+        );
+        return switched.then(() => undefined);
+      };
+      await save(store, browser, signInAs);
+      expect((await switched)?.outcome).toBe('updated');
+      expect(await store.listSessions('bob', 'password')).toHaveLength(1);
+      expect((await store.get(requestWith({ sid: browser ?? '' }), 'sid')).values.user).toBe('bob');
     } finally {
       restore();
     }

@@ -5,7 +5,7 @@
  * checked (never objects), so they cannot be operators.
  */
 import type { Collection } from 'mongodb';
-import type { DeviceRecord, LimitResult, SessionLimit } from '../backend.ts';
+import { type DeviceRecord, type LimitResult, maxChainLength, type SessionLimit } from '../backend.ts';
 import { chunksOfBytes, deviceRecordOf, maxDeleteIdsBytes, notReplaced, type SessionDocument } from './documents.ts';
 
 /**
@@ -61,7 +61,7 @@ export function countOwned(sessions: Sessions, user: string, provider: string): 
   return sessions.countDocuments(liveOf(user, provider));
 }
 
-/** Most times the limit's trim runs again after a session it meant to delete had changed. */
+/** Most times the limit's trim reads again after a session it meant to delete had moved. */
 const maxLimitPasses = 5;
 
 /**
@@ -70,37 +70,58 @@ const maxLimitPasses = 5;
  * `'evict-oldest'`: one `find` of the owner's live sessions' ids and last
  * writes, ordered here (newest `updatedAt` first, then the greater `_id`:
  * one fixed order for every caller), then one `deleteMany` of those
- * beyond `max`, still live and of this owner, when there are any (the
- * sign-in's own, when it is among them, in a `deleteOne` of its own); again
- * (at most 5 times in all) when it deleted fewer than it meant to: one
- * changed meanwhile, e.g. a regeneration moved it to an id the `find` did
- * not see. `'refuse'`: one count, and a delete of `key` when the owner has
- * more than `max`.
+ * beyond `max`, still live and of this owner, when there are any. When it
+ * deleted fewer than it meant to, a count of those that moved (a
+ * regeneration gave one an id the `find` did not see): when any did, it
+ * reads again (at most 5 times in all). When the own session was among
+ * those to go, or missing from the read, one more read says whether it is
+ * gone (ended) or moved on (it stands).
+ * `'refuse'`: one count, and a delete of `key` when the owner has more
+ * than `max`; when that deletes nothing because a regeneration moved it,
+ * the record it moved to goes instead, while it is still the owner's
+ * (two commands per move followed).
  */
 export async function limitOwned(sessions: Sessions, user: string, provider: string, key: string, limit: SessionLimit): Promise<LimitResult> {
   if (limit.policy === 'refuse') {
-    if ((await countOwned(sessions, user, provider)) <= limit.max) return { ended: 0, ownEnded: false, over: false };
-    const result = await sessions.deleteOne({ _id: key, user, provider }, revocation);
-    return { ended: result.deletedCount, ownEnded: result.deletedCount === 1, over: true };
+    if ((await countOwned(sessions, user, provider)) <= limit.max) return { ended: 0, ownEnded: false };
+    return withdraw(sessions, user, provider, key);
   }
   let ended = 0;
-  let ownEnded = false;
   for (let pass = 1; ; pass++) {
     const live = await sessions.find(liveOf(user, provider), { projection: { _id: 1, updatedAt: 1 } }).toArray();
     live.sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime() || (a._id < b._id ? 1 : a._id > b._id ? -1 : 0));
     const beyond = live.slice(limit.max).map((doc) => doc._id);
     let deleted = 0;
-    if (beyond.includes(key)) {
-      // Apart from the others, to know whether this call ended it (it may have moved meanwhile).
-      const own = await sessions.deleteOne({ _id: key, ...liveOf(user, provider) }, revocation);
-      ownEnded ||= own.deletedCount === 1;
-      deleted += own.deletedCount;
-    }
-    for (const ids of chunksOfBytes(beyond.filter((id) => id !== key), maxDeleteIdsBytes)) {
+    for (const ids of chunksOfBytes(beyond, maxDeleteIdsBytes)) {
       const result = await sessions.deleteMany({ _id: { $in: ids }, ...liveOf(user, provider) }, revocation);
       deleted += result.deletedCount;
     }
     ended += deleted;
-    if (deleted === beyond.length || pass >= maxLimitPasses) return { ended, ownEnded, over: false };
+    // Those it did not delete are gone already (another sign-in's trim, a sign-out) or moved.
+    const moved = deleted < beyond.length ? await sessions.countDocuments({ _id: { $in: beyond }, replaced: true }) : 0;
+    if (moved > 0 && pass < maxLimitPasses) continue;
+    const ownKept = live.slice(0, limit.max).some((doc) => doc._id === key);
+    return { ended, ownEnded: !ownKept && (await isGone(sessions, key)) };
   }
+}
+
+/** Whether the session `key` is gone (deleted or expired), not live and not moved on by a regeneration. */
+async function isGone(sessions: Sessions, key: string): Promise<boolean> {
+  const doc = await sessions.findOne({ _id: key }, { projection: { replaced: 1, expiresAt: 1 } });
+  return doc === null || (doc.replaced !== true && !(doc.expiresAt.getTime() > Date.now()));
+}
+
+/**
+ * Deletes the sign-in's session `key`, or, when a regeneration moved it,
+ * the session it moved to, while that is still this owner's and live.
+ */
+async function withdraw(sessions: Sessions, user: string, provider: string, key: string): Promise<LimitResult> {
+  let current: string | undefined = key;
+  for (let hop = 0; current !== undefined && hop <= maxChainLength; hop++) {
+    const result = await sessions.deleteOne({ _id: current, ...liveOf(user, provider) }, revocation);
+    if (result.deletedCount === 1) return { ended: 1, ownEnded: true };
+    const doc: SessionDocument | null = await sessions.findOne({ _id: current }, { projection: { replacedBy: 1 } });
+    current = typeof doc?.replacedBy === 'string' ? doc.replacedBy : undefined;
+  }
+  return { ended: 0, ownEnded: false };
 }

@@ -10,7 +10,7 @@
  * lock one row at a time.
  */
 import type { QueryResult } from 'pg';
-import type { DeviceRecord, LimitResult, SessionLimit } from '../backend.ts';
+import { type DeviceRecord, type LimitResult, maxChainLength, type SessionLimit } from '../backend.ts';
 import { deviceColumns, deviceRecordOf, type DeviceRow } from './rows.ts';
 
 /** The session table: its quoted name, and how one statement runs on it (within the store's bounds). */
@@ -111,16 +111,56 @@ export async function limitOwned(
          victims AS (SELECT token FROM ranked WHERE rank > $4),
          gone AS (DELETE FROM ${table} WHERE token = ANY (${lockedInOrder(table, `token = ANY (ARRAY(SELECT token FROM victims)) AND ${live}`)}) RETURNING token)
          SELECT (SELECT count(*)::integer FROM gone) AS ended, (SELECT count(*) FROM gone) = (SELECT count(*) FROM victims) AS settled,
-                EXISTS (SELECT 1 FROM gone WHERE token = $3) AS "ownEnded"`;
+                EXISTS (SELECT 1 FROM gone WHERE token = $3) AS "ownEnded", EXISTS (SELECT 1 FROM ranked WHERE token = $3 AND rank <= $4) AS "ownKept",
+                EXISTS (SELECT 1 FROM ${table} WHERE token = $3 AND (replaced OR expiry > now())) AS "ownThere"`;
   let ended = 0;
   let ownEnded = false;
   for (let pass = 1; ; pass++) {
     const last = pass >= maxLimitPasses;
     const values = limit.policy === 'refuse' ? [user, provider, key, limit.max, last] : [user, provider, key, limit.max];
-    const result = await query<{ ended: number; settled: boolean; ownEnded?: boolean; over?: boolean }>('limitOwnedBy', signal, text, values);
+    const result = await query<LimitRow>('limitOwnedBy', signal, text, values);
     const row = result.rows[0] ?? { ended: 0, settled: true };
     ended += row.ended;
-    ownEnded ||= limit.policy === 'refuse' ? row.ended > 0 : row.ownEnded === true;
-    if (row.settled || last) return { ended, ownEnded, over: row.over === true };
+    if (limit.policy === 'refuse') {
+      ownEnded ||= row.ended > 0;
+      if (!row.settled && !last) continue;
+      // Over, and the own row was not there to delete: a regeneration moved it.
+      if (row.over === true && !ownEnded) return withdrawMoved({ table, query }, user, provider, key, signal);
+      return { ended, ownEnded };
+    }
+    // Gone afterwards: deleted by this statement, or (not kept by it) already by another.
+    ownEnded ||= row.ownEnded === true || (row.ownKept === false && row.ownThere === false);
+    if (row.settled || last) return { ended, ownEnded };
   }
+}
+
+interface LimitRow {
+  ended: number;
+  settled: boolean;
+  over?: boolean;
+  ownEnded?: boolean;
+  ownKept?: boolean;
+  /** The own row is live or a replaced one (moved on by a regeneration), not deleted or expired. */
+  ownThere?: boolean;
+}
+
+/**
+ * Deletes the row the sign-in's row `key` was regenerated into (following
+ * the chain), while it is still this owner's and live: one statement per move.
+ */
+async function withdrawMoved({ table, query }: OwnedRows, user: string, provider: string, key: string, signal?: AbortSignal): Promise<LimitResult> {
+  let current: string | null | undefined = key;
+  for (let hop = 0; typeof current === 'string' && hop <= maxChainLength; hop++) {
+    const result: { rows: { ended: number; next: string | null }[] } = await query<{ ended: number; next: string | null }>(
+      'limitOwnedBy',
+      signal,
+      `WITH gone AS (DELETE FROM ${table} WHERE token = $3 AND ${live} RETURNING token)
+       SELECT (SELECT count(*)::integer FROM gone) AS ended, (SELECT replaced_by FROM ${table} WHERE token = $3) AS next`,
+      [user, provider, current],
+    );
+    const row = result.rows[0];
+    if (row !== undefined && row.ended > 0) return { ended: row.ended, ownEnded: true };
+    current = row?.next;
+  }
+  return { ended: 0, ownEnded: false };
 }
