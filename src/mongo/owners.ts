@@ -98,11 +98,18 @@ export async function limitOwned(sessions: Sessions, user: string, provider: str
     }
     ended += deleted;
     // Those it did not delete are gone already (another sign-in's trim, a sign-out) or moved.
-    const moved = deleted < beyond.length ? await sessions.countDocuments({ _id: { $in: beyond }, replaced: true }) : 0;
-    if (moved > 0 && pass < maxLimitPasses) continue;
+    if (deleted < beyond.length && pass < maxLimitPasses && (await anyMoved(sessions, beyond))) continue;
     const ownKept = live.slice(0, limit.max).some((doc) => doc._id === key);
     return { ended, ownEnded: !ownKept && (await isGone(sessions, key)) };
   }
+}
+
+/** Whether any of `keys` is a replaced session now (a regeneration moved it). */
+async function anyMoved(sessions: Sessions, keys: string[]): Promise<boolean> {
+  for (const ids of chunksOfBytes(keys, maxDeleteIdsBytes)) {
+    if ((await sessions.countDocuments({ _id: { $in: ids }, replaced: true }, { limit: 1 })) > 0) return true;
+  }
+  return false;
 }
 
 /** Whether the session `key` is gone (deleted or expired), not live and not moved on by a regeneration. */

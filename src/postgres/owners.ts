@@ -87,8 +87,10 @@ export async function countOwned({ table, query }: OwnedRows, user: string, prov
  * `'refuse'`: the row `key` deleted when the owner has more than `max`
  * live rows, counted with the rows locked: two checks of one owner run one
  * after the other, the second counting without the row the first
- * withdrew, so a burst of sign-ins keeps exactly `max` (MongoDB has no
- * such lock: there a burst may keep fewer).
+ * withdrew, so a burst of sign-ins keeps exactly `max` (unless a
+ * regeneration moves a session between two checks: then one may withdraw
+ * the moved one as well, keeping fewer; MongoDB has no such lock: there a
+ * burst may keep fewer).
  */
 export async function limitOwned(
   { table, query }: OwnedRows,
