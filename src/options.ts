@@ -63,7 +63,7 @@ export function resolveSessionOptions(overrides: Partial<SessionOptions> = {}): 
   const prototype = given !== null && typeof given === 'object' ? (Object.getPrototypeOf(given) as unknown) : undefined;
   if (prototype !== Object.prototype && prototype !== null) {
     // 42, true, a function, an array: nothing to read options from, and ignoring it would hide the mistake.
-    throw new SessionOptionsError(`options must be an object of session options, not ${describe(given)}`);
+    throw new SessionOptionsError(`options must be an object of session options, not ${describeValue(given)}`);
   }
   const options: SessionOptions = { ...defaultSessionOptions };
   for (const [key, value] of Object.entries(overrides)) {
@@ -144,9 +144,11 @@ export function checkKnownKeys(config: object, known: readonly string[], label: 
   }
 }
 
-/** A short description of a value for an error message. */
-function describe(value: unknown): string {
+/** A short description of a value for an error message: its kind, never its content. */
+export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an instance of a class' : typeof value;
+  if (typeof value !== 'object') return typeof value;
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null ? 'an object' : 'an instance of a class';
 }

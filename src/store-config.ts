@@ -8,7 +8,7 @@ import { defaultTimeoutMs } from './operations.ts';
 import type { DeviceDetailsInput } from './devices.ts';
 import { SessionOptionsError } from './errors.ts';
 import type { KeyPair } from './keys.ts';
-import { checkKnownKeys, maxMaxAge, resolveSessionOptions, type SessionOptions } from './options.ts';
+import { checkKnownKeys, describeValue, maxMaxAge, resolveSessionOptions, type SessionOptions } from './options.ts';
 import type { TelemetryOptions } from './telemetry.ts';
 
 /** Configuration of a {@link SessionStore}, whatever the backend. Only `keyPairs` is required. */
@@ -182,13 +182,12 @@ export function resolveStoreConfig(config: SessionStoreConfig, backendKeys: read
   };
 }
 
-/** A value a caller gave, for an error message; never throws (a BigInt, an object without a prototype). */
+/** A value a caller gave, for an error message: a number or string as given, anything else by its kind; never throws. */
 function shown(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${String(value)}${typeof value === 'bigint' ? 'n' : ''}`;
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  return describeValue(value);
 }
 
 const limitPolicies: readonly SessionLimit['policy'][] = ['evict-oldest', 'refuse'];
