@@ -75,6 +75,32 @@ describe('a check that fails after the sign-in\'s write', () => {
   });
 });
 
+describe('a count that fails before a refusing sign-in writes', () => {
+  /** A backend whose count of an owner's sessions fails (the database is down). */
+  class CountFails extends MemoryBackend {
+    down = true;
+    override countOwnedBy(user: string, provider: string): Promise<number> {
+      if (this.down) return Promise.reject(new SessionStoreError('countOwnedBy failed: connection refused', { cause: undefined }));
+      return super.countOwnedBy(user, provider);
+    }
+  }
+
+  it('rejects the save with SessionStoreError, having written nothing and sent no cookie; a retry once the database is back goes through', async () => {
+    const backend = new CountFails();
+    const store = new SessionStore(backend, { keyPairs, maxSessionsPerUser: 2, onSessionLimit: 'refuse', cleanupInterval: 0 });
+    const req = requestWith();
+    const session = await store.get(req, 'sid');
+    session.values = { user: 'alice', provider: 'password' };
+    const headers = new Headers();
+    await expect(store.save(req, headers, session)).rejects.toThrow(SessionStoreError);
+    expect(sentCookies(headers)).toEqual([]);
+    expect(await backend.countLive()).toBe(0);
+    backend.down = false;
+    expect(await store.save(req, headers, session)).toBe('created');
+    expect(await store.listSessions('alice', 'password')).toHaveLength(1);
+  });
+});
+
 describe.each(backends)('the session limit on $name', (backend: Backend) => {
   beforeAll(() => backend.open());
   afterAll(() => backend.close());
